@@ -1,0 +1,1 @@
+"""jobmatch-gateway: the application core (settings, storage, auth, the job-match service)."""

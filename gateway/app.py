@@ -1,0 +1,90 @@
+"""The composition root: builds the core services and mounts both faces on one ASGI app."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from gateway import health
+from gateway.logging_setup import configure_logging
+from gateway.middleware import GatewayMiddleware
+from gateway.services import Services, build_services
+from gateway.settings import Settings, load_settings
+from rest_compat import mount_rest
+from schema import build_schema
+from schema.graphiql import GraphiQLPage
+from schema.view import GatewayGraphQL
+
+GRAPHQL_PATH = "/graphql"
+
+
+def create_app(settings: Settings | None = None) -> GatewayMiddleware:
+    settings = settings or load_settings()
+    configure_logging(settings)
+    services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Objects built at start-up live for the whole process: move them out of the
+        # collector's reach so request garbage is cheap to collect.
+        gc.collect()
+        gc.freeze()
+        yield
+        await services.close()
+
+    app = FastAPI(
+        title="jobmatch-gateway",
+        version="1.0.0",
+        description="Expression of interest in candidates for a job.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    mount_rest(app)
+    app.router.routes.extend(health.routes)
+    _mount_graphql(app, services)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=[
+                "Content-Type",
+                "X-API-Key",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "Apollo-Require-Preflight",
+            ],
+            expose_headers=[
+                "X-Request-ID",
+                "Location",
+                "Retry-After",
+                "RateLimit",
+                "RateLimit-Policy",
+                "Idempotent-Replayed",
+            ],
+            max_age=600,
+        )
+    return GatewayMiddleware(app, services.metrics, settings.max_body_bytes)
+
+
+def _mount_graphql(app: FastAPI, services: Services) -> None:
+    settings = services.settings
+    page = None
+    if settings.graphiql_enabled:
+        page = GraphiQLPage(
+            settings.graphiql_assets,
+            settings.graphiql_assets_dir,
+            graphql_path=GRAPHQL_PATH,
+            assets_path=f"{GRAPHQL_PATH}/assets",
+        )
+        assets = page.asset_app()
+        if assets is not None:
+            app.mount(f"{GRAPHQL_PATH}/assets", assets, name="graphiql-assets")
+    view = GatewayGraphQL(services, page, schema=build_schema(settings), allow_queries_via_get=True)
+    app.add_route(GRAPHQL_PATH, view, methods=["GET", "POST", "OPTIONS"])

@@ -1,0 +1,84 @@
+"""GraphQL rendering of the core's domain errors, as a schema extension.
+
+Every error leaves with ``extensions.code`` and ``extensions.status`` (the HTTP status the
+REST route gives for the same failure). Anything that is not a domain error or a GraphQL
+validation error is masked: the client sees a generic message, the log has the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from gateway.errors import DomainError, InternalError, InvalidRequest
+from gateway.request_state import current_request
+
+logger = logging.getLogger("gateway.graphql")
+
+BAD_USER_INPUT = InvalidRequest.kind
+
+
+def pointer_to_path(pointer: str) -> list[str | int]:
+    """``/candidates/0/publicId`` → ``["input", "candidates", 0, "publicId"]``."""
+    parts: list[str | int] = ["input"]
+    for part in pointer.strip("/").split("/"):
+        if part:
+            parts.append(int(part) if part.isdigit() else part)
+    return parts
+
+
+def domain_error_extensions(error: DomainError) -> dict[str, Any]:
+    extensions: dict[str, Any] = {"code": error.kind.code, "status": error.kind.status}
+    for name, value in error.extensions.items():
+        if name == "errors":
+            value = [{**item, "path": pointer_to_path(item["pointer"])} for item in value]
+        extensions[name] = value
+    if "Retry-After" in error.headers:
+        extensions["retryAfter"] = int(error.headers["Retry-After"])
+    return extensions
+
+
+def render_error(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, DomainError):
+        message, extensions = original.detail, domain_error_extensions(original)
+    elif original is None:
+        # Syntax, validation, variable coercion and the limits: the document is at fault.
+        message = error.message
+        extensions = {"code": BAD_USER_INPUT.code, "status": BAD_USER_INPUT.status}
+    else:
+        logger.error("unexpected error in %s", error.path, exc_info=original)
+        masked = InternalError()
+        message, extensions = masked.detail, domain_error_extensions(masked)
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
+    )
+
+
+class DomainErrorRendering(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        result = context.result
+        state = current_request()
+        if state is not None:
+            state.graphql_operation_name = context.operation_name
+            try:
+                state.graphql_operation_type = context.operation_type.value
+            except Exception:  # the document did not parse: there is no operation type
+                state.graphql_operation_type = None
+        if result is None or not result.errors:
+            return
+        result.errors = [render_error(error) for error in result.errors]
+        if state is not None:
+            state.graphql_error_codes = [e.extensions["code"] for e in result.errors]
