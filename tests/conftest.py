@@ -23,12 +23,22 @@ POSTGRES_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
 EXAMPLE_ID = "ABcd2EFgHIjkLMNOp3QR-S"
 
 
+# Each test session gets its own PostgreSQL schema (via search_path), so that concurrent runs
+# on one database cannot trample each other; each test starts from an empty schema.
+PG_SCHEMA = f"gw_test_{os.getpid()}"
+
+
+def postgres_test_url(base: str) -> str:
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options=-csearch_path%3D{PG_SCHEMA}"
+
+
 def _reset_postgres(url: str) -> None:
     engine = create_sync_engine(url)
     try:
         with engine.begin() as connection:
-            connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-            connection.exec_driver_sql("CREATE SCHEMA public")
+            connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+            connection.exec_driver_sql(f"CREATE SCHEMA {PG_SCHEMA}")
     except sa.exc.OperationalError as exc:
         if os.environ.get("CI") == "true":
             raise  # under CI a missing PostgreSQL is a failure, never a skip
@@ -41,8 +51,9 @@ def _reset_postgres(url: str) -> None:
 def database_url(tmp_path: Path) -> str:
     """An empty database, not yet migrated."""
     if POSTGRES_URL:
-        _reset_postgres(POSTGRES_URL)
-        return POSTGRES_URL
+        url = postgres_test_url(POSTGRES_URL)
+        _reset_postgres(url)
+        return url
     return f"sqlite:///{tmp_path / 'gateway.sqlite3'}"
 
 
@@ -163,3 +174,13 @@ def count_statements(client: TestClient) -> Iterator[Callable[[], StatementCount
     for counter in counters:
         for engine in engines:
             sa.event.remove(engine, "before_cursor_execute", counter)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_schema() -> Iterator[None]:
+    yield
+    if POSTGRES_URL:
+        engine = create_sync_engine(POSTGRES_URL)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+        engine.dispose()
