@@ -282,7 +282,7 @@ def schema_export(
     """Write the GraphQL schema as SDL."""
     from schema import build_schema
 
-    sdl = build_schema(Settings()).as_str() + "\n"
+    sdl = build_schema(_settings()).as_str() + "\n"  # invalid settings: one line, not a traceback
     if path is None:
         sys.stdout.write(sdl)
     else:
@@ -302,8 +302,9 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         sys.exit(130)
-    except __import__("click").exceptions.ClickException as exc:
-        exc.show()
+    except (__import__("click").exceptions.ClickException, typer.TyperException) as exc:
+        # Usage errors: typer vendors its own click, whose exceptions are TyperExceptions.
+        exc.show() if hasattr(exc, "show") else err.print(f"error: {exc.format_message()}")
         sys.exit(exc.exit_code)
     except sa.exc.OperationalError as exc:
         err.print(f"error: cannot use the database: {exc.orig}")

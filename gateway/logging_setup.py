@@ -72,3 +72,5 @@ def configure_logging(settings: Settings, stream: object = None) -> None:
     root.setLevel(settings.log_level)
     # uvicorn's own access log would duplicate ours, without request ids.
     logging.getLogger("uvicorn.access").disabled = True
+    # /readyz reads the schema revision; alembic would log two INFO lines on every probe.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

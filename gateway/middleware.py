@@ -12,6 +12,7 @@ import time
 import uuid
 
 import orjson
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import InternalError, PayloadTooLarge
@@ -43,6 +44,16 @@ def _request_id(scope: Scope) -> str:
 def _route_label(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
+    if not isinstance(path, str) and scope.get("endpoint") is not None:
+        # FastAPI's router records only its own APIRoutes in scope["route"]; find the plain
+        # Starlette routes (REST, health, /graphql, mounts) by the endpoint it dispatched to.
+        endpoint = scope["endpoint"]
+        for candidate in getattr(scope.get("router"), "routes", ()):
+            if endpoint is getattr(candidate, "endpoint", None) or (
+                isinstance(candidate, Mount) and endpoint is candidate.app
+            ):
+                path = candidate.path
+                break
     return path if isinstance(path, str) else "unmatched"
 
 
@@ -161,7 +172,7 @@ class GatewayMiddleware:
         route = state.route or "unmatched"
         self.metrics.requests.labels(route, state.method, str(status)).inc()
         self.metrics.latency.labels(route).observe(duration)
-        if status == 429:
+        if status == 429 or "RATE_LIMITED" in state.graphql_error_codes:  # GraphQL answers 200
             self.metrics.rate_limited.inc()
         if state.graphql_operation_type is not None or state.graphql_error_codes:
             self.metrics.graphql_operations.labels(

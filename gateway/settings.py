@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     graphiql: bool | None = None
     graphiql_assets: Literal["auto", "self-hosted", "cdn"] = "auto"
     graphiql_assets_dir: Path = Path("var") / "graphiql"
-    graphql_max_depth: int = Field(8, ge=1)
+    graphql_max_depth: int = Field(6, ge=1)
     graphql_max_tokens: int = Field(2000, ge=10)
     graphql_max_aliases: int = Field(15, ge=1)
     graphql_cache_size: int = Field(256, ge=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
@@ -15,24 +16,32 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.settings import Settings
-from schema.errors import DomainErrorRendering
+from schema.errors import OperationRecorder
 from schema.resolvers import Mutation, Query
+from schema.single_operation import RequireOperationName
+
+
+class GatewaySchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
+        """Strawberry logs every error; ours are logged once, by schema.errors.render_error,
+        and only when unexpected (a 400 is the caller's business, not an operator's)."""
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     """The schema with its protections: limits, bounded caches, and production hardening."""
     size = settings.graphql_cache_size
     extensions: list[type[SchemaExtension] | SchemaExtension | object] = [
-        DomainErrorRendering,
+        OperationRecorder,
         lambda: ParserCache(maxsize=size),
         lambda: ValidationCache(maxsize=size),
+        RequireOperationName,  # after the cache: it adds to the errors validation found
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
     ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return GatewaySchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,  # type: ignore[arg-type]

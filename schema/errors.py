@@ -1,4 +1,4 @@
-"""GraphQL rendering of the core's domain errors, as a schema extension.
+"""GraphQL rendering of the core's domain errors.
 
 Every error leaves with ``extensions.code`` and ``extensions.status`` (the HTTP status the
 REST route gives for the same failure). Anything that is not a domain error or a GraphQL
@@ -46,7 +46,7 @@ def render_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, DomainError):
         message, extensions = original.detail, domain_error_extensions(original)
-    elif original is None:
+    elif original is None or isinstance(original, GraphQLError):
         # Syntax, validation, variable coercion and the limits: the document is at fault.
         message = error.message
         extensions = {"code": BAD_USER_INPUT.code, "status": BAD_USER_INPUT.status}
@@ -65,20 +65,25 @@ def render_error(error: GraphQLError) -> GraphQLError:
     )
 
 
-class DomainErrorRendering(SchemaExtension):
+def render_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
+    rendered = [render_error(error) for error in errors]
+    state = current_request()
+    if state is not None:
+        state.graphql_error_codes = [error.extensions["code"] for error in rendered]
+    return rendered
+
+
+class OperationRecorder(SchemaExtension):
+    """Notes the operation's name and type on the request, for the access log and metrics."""
+
     def on_operation(self) -> Iterator[None]:
         yield
-        context = self.execution_context
-        result = context.result
         state = current_request()
-        if state is not None:
-            state.graphql_operation_name = context.operation_name
-            try:
-                state.graphql_operation_type = context.operation_type.value
-            except Exception:  # the document did not parse: there is no operation type
-                state.graphql_operation_type = None
-        if result is None or not result.errors:
+        if state is None:
             return
-        result.errors = [render_error(error) for error in result.errors]
-        if state is not None:
-            state.graphql_error_codes = [e.extensions["code"] for e in result.errors]
+        context = self.execution_context
+        state.graphql_operation_name = context.operation_name
+        try:
+            state.graphql_operation_type = context.operation_type.value
+        except RuntimeError:  # the document did not parse: there is no operation
+            state.graphql_operation_type = None

@@ -16,13 +16,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.http.parse_content_type import parse_content_type
+from strawberry.types import ExecutionResult
 
 from gateway.errors import DomainError, InvalidRequest, MethodNotAllowed
 from gateway.request_state import current_request
 from gateway.services import Services
 from schema.context import GraphQLContext
-from schema.errors import domain_error_extensions
+from schema.errors import domain_error_extensions, render_errors
 from schema.graphiql import GraphiQLPage
 
 JSON_TYPES = ("application/json", "application/graphql-response+json")
@@ -109,11 +111,18 @@ class GatewayGraphQL(GraphQL):
         assert self.page is not None
         return HTMLResponse(self.page.html())
 
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        # Rendered here rather than in a schema extension: errors raised while parsing (e.g. by
+        # the token limit) surface after the extensions have finished.
+        if result.errors:
+            result.errors = render_errors(result.errors)
+        return process_result(result)
+
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
     def decode_json(self, data: str | bytes) -> object:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise HTTPException(400, "Unable to parse request body as JSON") from exc
+        # orjson's JSONDecodeError subclasses json's, which Strawberry turns into a 400.
+        return orjson.loads(data)
