@@ -307,8 +307,12 @@ def main() -> None:
         exc.show() if hasattr(exc, "show") else err.print(f"error: {exc.format_message()}")
         sys.exit(exc.exit_code)
     except sa.exc.OperationalError as exc:
-        err.print(f"error: cannot use the database: {exc.orig}")
+        # One line: drivers put hints on further lines (psycopg: "Is the server running...").
+        err.print(f"error: cannot use the database: {' '.join(str(exc.orig).split())}")
         sys.exit(1)
     except sa.exc.SQLAlchemyError as exc:
         err.print(f"error: database error: {type(exc).__name__}")
+        sys.exit(1)
+    except OSError as exc:  # e.g. the SQLite directory or the export path cannot be created
+        err.print(f"error: {exc}")
         sys.exit(1)

@@ -7,6 +7,7 @@ even a crash rendered by Starlette's error middleware leaves with its request id
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import uuid
@@ -186,6 +187,7 @@ class GatewayMiddleware:
             "request",
             extra={
                 "request_id": state.request_id,
+                "pid": os.getpid(),  # which worker of `gateway serve --workers N`
                 "method": state.method,
                 "path": state.path,
                 "status": status,

@@ -77,6 +77,16 @@ def _candidate_ids(candidates: object, limits: Limits, problems: list[FieldProbl
         if not isinstance(item, dict):
             problems.append(FieldProblem(pointer, "each candidate must be an object."))
             continue
+        unknown = sorted(set(item) - {"publicId"})
+        if unknown:
+            # Only publicId identifies a candidate; anything else is a client mistake that would
+            # otherwise make two entries for one candidate look different.
+            problems.append(
+                FieldProblem(
+                    f"{pointer}/{unknown[0]}",
+                    f"unknown candidate field(s): {', '.join(unknown)}; only publicId is allowed.",
+                )
+            )
         public_id = item.get("publicId", MISSING)
         if public_id is MISSING or public_id is None:
             problems.append(FieldProblem(f"{pointer}/publicId", "publicId is required."))

@@ -24,7 +24,7 @@ def mount_rest(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = apply_contract(document)
+            app.openapi_schema = apply_contract(document, app.state.services.job_matches.limits)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.validation import PUBLIC_ID_PATTERN, Limits
+
 CONTRACT_PATH = "/v1/candidates/job-match"
 RECORD_PATH = "/v1/candidates/job-match/{jobMatchId}"
 PROBLEM_JSON = "application/problem+json"
@@ -74,28 +76,47 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "additionalProperties": True,
 }
 
-REQUEST_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "candidates": {
-            "type": "array",
-            "description": "A list of candidate public IDs.",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "publicId": _string(
-                        "The unique public ID of the candidate.", "ABcd2EFgHIjkLMNOp3QR-S"
-                    )
+def request_schema(max_candidates: int, max_notes_length: int) -> dict[str, Any]:
+    """The contract's request fields, with the rules the gateway enforces written in, so that
+    any body that matches this schema is accepted (or names unknown candidates)."""
+    return {
+        "type": "object",
+        "required": ["candidates"],
+        "properties": {
+            "candidates": {
+                "type": "array",
+                "description": "A list of candidate public IDs.",
+                "minItems": 1,
+                "maxItems": max_candidates,
+                "uniqueItems": True,
+                "items": {
+                    "type": "object",
+                    "required": ["publicId"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "publicId": {
+                            **_string(
+                                "The unique public ID of the candidate.",
+                                "ABcd2EFgHIjkLMNOp3QR-S",
+                            ),
+                            "pattern": PUBLIC_ID_PATTERN.pattern.join("^$"),
+                        }
+                    },
                 },
             },
+            "additionalNotes": {
+                **_string(
+                    "Optional additional notes provided by the employer or recruiter",
+                    "Candidates' experience aligns with our job requirements. We would like to "
+                    "arrange interviews at the earliest convenience.",
+                ),
+                "type": ["string", "null"],
+                "maxLength": max_notes_length,
+                "pattern": "^[^\\u0000]*$",
+            },
         },
-        "additionalNotes": _string(
-            "Optional additional notes provided by the employer or recruiter",
-            "Candidates' experience aligns with our job requirements. We would like to arrange "
-            "interviews at the earliest convenience.",
-        ),
-    },
-}
+    }
+
 
 CREATED_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -112,7 +133,10 @@ RECORD_SCHEMA: dict[str, Any] = {
         "jobMatchId": _string("The unique ID for the job match record", "job-match-7890"),
         "additionalNotes": {"type": ["string", "null"]},
         "createdAt": {"type": "string", "format": "date-time"},
-        "candidates": REQUEST_SCHEMA["properties"]["candidates"],
+        "candidates": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"publicId": {"type": "string"}}},
+        },
     },
     "required": ["jobMatchId", "additionalNotes", "createdAt", "candidates"],
 }
@@ -204,7 +228,7 @@ def record_operation() -> dict[str, Any]:
     }
 
 
-def apply_contract(document: dict[str, Any]) -> dict[str, Any]:
+def apply_contract(document: dict[str, Any], limits: Limits) -> dict[str, Any]:
     """Replace the generated description of the two routes with the contract's."""
     paths = document.setdefault("paths", {})
     paths[CONTRACT_PATH] = {"post": contract_operation()}
@@ -213,7 +237,7 @@ def apply_contract(document: dict[str, Any]) -> dict[str, Any]:
     components.setdefault("schemas", {}).update(
         {
             "Problem": PROBLEM_SCHEMA,
-            "JobMatchRequest": REQUEST_SCHEMA,
+            "JobMatchRequest": request_schema(limits.max_candidates, limits.max_notes_length),
             "JobMatchCreated": CREATED_SCHEMA,
             "JobMatchRecord": RECORD_SCHEMA,
         }

@@ -5,14 +5,15 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.settings import Settings
@@ -30,14 +31,19 @@ class GatewaySchema(strawberry.Schema):
 def build_schema(settings: Settings) -> strawberry.Schema:
     """The schema with its protections: limits, bounded caches, and production hardening."""
     size = settings.graphql_cache_size
+    # The limits' rule classes, built once: ValidationCache keys on the rules, and the limiter
+    # factories would build new classes per request, so the cache would never hit.
+    limit_rules = [
+        max_depth_rule(settings.graphql_max_depth, None),
+        max_aliases_rule(settings.graphql_max_aliases),
+    ]
     extensions: list[type[SchemaExtension] | SchemaExtension | object] = [
         OperationRecorder,
         lambda: ParserCache(maxsize=size),
         lambda: ValidationCache(maxsize=size),
         RequireOperationName,  # after the cache: it adds to the errors validation found
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: AddValidationRules(limit_rules),
     ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)

@@ -77,7 +77,7 @@ def test_unknown_body_fields_are_ignored_and_header_names_are_case_insensitive(
 ):
     response = client.post(
         ROUTE,
-        json={"candidates": [{"publicId": candidates[0], "extra": 1}], "jobId": "x"},
+        json={"candidates": [{"publicId": candidates[0]}], "jobId": "x", "extra": [1]},
         headers={"x-api-KEY": key},
     )
     assert response.status_code == 201
@@ -95,6 +95,7 @@ def test_unknown_body_fields_are_ignored_and_header_names_are_case_insensitive(
         ({"candidates": [{"publicId": 7}]}, ["/candidates/0/publicId"]),
         ({"candidates": [{}]}, ["/candidates/0/publicId"]),
         ({"candidates": ["ABC"]}, ["/candidates/0"]),
+        ({"candidates": [{"publicId": "a", "name": "Ann"}]}, ["/candidates/0/name"]),
         ({"candidates": [{"publicId": "a"}, {"publicId": "a"}]}, ["/candidates/1/publicId"]),
         ({"candidates": [{"publicId": "a"}], "additionalNotes": 5}, ["/additionalNotes"]),
         ({"candidates": [{"publicId": "a"}], "additionalNotes": "n" * 2001}, ["/additionalNotes"]),
