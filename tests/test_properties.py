@@ -12,7 +12,7 @@ from tests.test_graphql import EXPRESS
 from tests.test_rest import PROBLEM_MEMBERS, ROUTE
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
