@@ -63,10 +63,14 @@ def create_sync_engine(url: str, pool_size: int = 5) -> sa.Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
+        engine = sa.create_engine(
+            parsed, connect_args={"check_same_thread": False}, hide_parameters=True
+        )
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
+    return sa.create_engine(
+        parsed, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
+    )
 
 
 class Database:
@@ -79,8 +83,13 @@ class Database:
         self.sync_engine = create_sync_engine(url, pool_size=min(pool_size, 5))
         self.async_engine: AsyncEngine | None = None
         if self.dialect == "postgresql":
+            # hide_parameters: error messages (and so logs) never carry notes or key hashes.
             self.async_engine = create_async_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=5
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_timeout=5,
+                hide_parameters=True,
             )
 
     @property

@@ -15,7 +15,8 @@ import orjson
 from gateway.request_state import current_request
 from gateway.settings import Settings
 
-_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# uvicorn's color_message duplicates the message with terminal escape codes.
+_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class RequestIdFilter(logging.Filter):

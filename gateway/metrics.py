@@ -21,8 +21,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "gateway_http_request_duration_seconds",
-            "HTTP request latency by route",
-            ["route"],
+            "HTTP request latency by route and status",
+            ["route", "status"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

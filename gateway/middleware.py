@@ -25,6 +25,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _VALID_OPERATION = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_OPERATION_LABELS = 200
+LOGGED_MARK = "_gateway_logged"  # set on an exception once its traceback is in the log
 access_log = logging.getLogger("gateway.access")
 error_log = logging.getLogger("gateway.errors")
 
@@ -108,10 +109,11 @@ class GatewayMiddleware:
 
         try:
             await self.app(scope, self._limited(scope, receive), send_with_headers)
-        except Exception:
-            # Starlette's error middleware has already answered (and re-raised); only answer
-            # here if nothing was sent at all.
-            error_log.exception("unhandled error")
+        except Exception as exc:
+            # Starlette's error middleware has usually answered and logged already (and
+            # re-raised); log and answer here only what nobody else did.
+            if not getattr(exc, LOGGED_MARK, False):
+                error_log.exception("unhandled error")
             if not started:
                 await self._crash_response(state, send_with_headers)
         finally:
@@ -172,7 +174,7 @@ class GatewayMiddleware:
         duration = time.perf_counter() - state.started
         route = state.route or "unmatched"
         self.metrics.requests.labels(route, state.method, str(status)).inc()
-        self.metrics.latency.labels(route).observe(duration)
+        self.metrics.latency.labels(route, str(status)).observe(duration)
         if status == 429 or "RATE_LIMITED" in state.graphql_error_codes:  # GraphQL answers 200
             self.metrics.rate_limited.inc()
         if state.graphql_operation_type is not None or state.graphql_error_codes:

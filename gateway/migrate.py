@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ def _config(connection: sa.Connection | None = None) -> Config:
     return config
 
 
+@cache  # the scripts ship with the code: read them once per process
 def head_revision() -> str:
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None, "no migrations found"

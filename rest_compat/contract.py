@@ -76,6 +76,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "additionalProperties": True,
 }
 
+
 def request_schema(max_candidates: int, max_notes_length: int) -> dict[str, Any]:
     """The contract's request fields, with the rules the gateway enforces written in, so that
     any body that matches this schema is accepted (or names unknown candidates)."""

@@ -23,6 +23,7 @@ from gateway.errors import (
     RouteNotFound,
     all_problem_kinds,
 )
+from gateway.middleware import LOGGED_MARK
 from gateway.request_state import current_request
 
 PROBLEM_JSON = "application/problem+json"
@@ -105,6 +106,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _crash(request: Request, exc: Exception) -> Response:
         # The traceback goes to the log (with the request id), never to the client.
         logger.error("unhandled error", exc_info=exc)
+        setattr(exc, LOGGED_MARK, True)
         return problem_response(request, InternalError())
 
     @app.get("/problems/{slug}", include_in_schema=False)
