@@ -117,8 +117,11 @@ class GatewayMiddleware:
             if not started:
                 await self._crash_response(state, send_with_headers)
         finally:
-            state.route = _route_label(scope)
-            self._record(state, status)
+            try:
+                state.route = _route_label(scope)
+                self._record(state, status)
+            except Exception:  # the response is out; a bookkeeping bug must not hide it
+                error_log.exception("could not record the request")
             unbind_request(token)
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
