@@ -8,6 +8,10 @@ GRAPHIQL_ASSETS := var/graphiql
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
+# This machine sets PYTHONDONTWRITEBYTECODE; without bytecode caches every CLI and server
+# subprocess the tests start recompiles its dependencies.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: setup assets run test test-postgres lint bench bench-scale schema clean
 
 $(STAMP): pyproject.toml requirements.lock

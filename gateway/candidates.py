@@ -47,7 +47,8 @@ def check_public_id(value: object) -> str | None:
 def read_public_ids(path: Path) -> list[str]:
     """All ids in the file, in order, without repeats; raises ImportFileError naming bad lines."""
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        # utf-8-sig: spreadsheet exports often start with a BOM, which would hide the header.
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             first = handle.readline()
             handle.seek(0)
             rows = _json_lines(handle) if first.lstrip().startswith("{") else _csv_rows(handle)
