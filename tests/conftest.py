@@ -95,7 +95,8 @@ def make_client(migrated_url: str) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(**overrides: object) -> TestClient:
-        client = TestClient(create_app(test_settings(migrated_url, **overrides)),
+        database_url = str(overrides.pop("database_url", migrated_url))
+        client = TestClient(create_app(test_settings(database_url, **overrides)),
                             raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from gateway.logging_setup import ConsoleFormatter, JsonFormatter, configure_logging
 from gateway.settings import Settings, load_settings
 
-from .conftest import EXAMPLE_ID, test_settings
+from .conftest import EXAMPLE_ID
 
 REST_PATH = "/v1/candidates/job-match"
 EXPRESS = """
@@ -663,24 +663,6 @@ def test_probes_are_outside_rate_limits_and_auth(
     assert express(client, key, [EXAMPLE_ID]).status_code == 429
 
 
-@pytest.fixture
-def client_over() -> Iterator[Callable[[str], TestClient]]:
-    """A client over an app whose database is the given URL (make_client's is fixed)."""
-    from gateway.app import create_app
-
-    clients: list[TestClient] = []
-
-    def make(database_url: str) -> TestClient:
-        client = TestClient(create_app(test_settings(database_url)), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
-
-
 def _assert_not_ready(response: Any) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -692,17 +674,17 @@ def _assert_not_ready(response: Any) -> None:
 
 
 def test_readyz_fails_when_the_schema_is_not_migrated(
-    client_over: Callable[[str], TestClient], tmp_path: Path
+    make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
-    client = client_over(f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}")
+    client = make_client(database_url=f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}")
     _assert_not_ready(client.get("/readyz"))
     assert client.get("/healthz").status_code == 200  # liveness needs no database
 
 
 def test_readyz_fails_when_the_database_is_unreachable(
-    client_over: Callable[[str], TestClient],
+    make_client: Callable[..., TestClient],
 ) -> None:
-    client = client_over("postgresql://postgres@127.0.0.1:1/gone")
+    client = make_client(database_url="postgresql://postgres@127.0.0.1:1/gone")
     _assert_not_ready(client.get("/readyz"))
     assert client.get("/healthz").status_code == 200
 
