@@ -93,7 +93,9 @@ return {allowed, tostring(tokens)}
 
 
 class RedisBuckets:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, namespace: str = "gateway") -> None:
+        # Deployments sharing one Redis keep apart by namespace (key ids repeat across databases).
+        self._prefix = f"{namespace}:rl:"
         self._redis = aioredis.Redis.from_url(
             url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
         )
@@ -102,7 +104,7 @@ class RedisBuckets:
     async def take(self, key: str, capacity: int, rate: float) -> tuple[bool, float]:
         ttl_ms = math.ceil(capacity / rate * 1000) + 1000
         allowed, tokens = await self._take(
-            keys=[f"gateway:rl:{key}"], args=[capacity, rate, ttl_ms]
+            keys=[self._prefix + key], args=[capacity, rate, ttl_ms]
         )
         return bool(allowed), float(tokens)
 

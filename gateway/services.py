@@ -34,7 +34,9 @@ def build_services(settings: Settings) -> Services:
     metrics = Metrics()
     metrics.watch_pool(database.pool_in_use)
     buckets: BucketStore = (
-        RedisBuckets(settings.redis_url) if settings.redis_url else InProcessBuckets()
+        RedisBuckets(settings.redis_url, settings.redis_namespace)
+        if settings.redis_url
+        else InProcessBuckets()
     )
     rate_limiter = RateLimiter(
         buckets,

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(50, ge=1)
     rate_limit_fail_closed: bool = False
     redis_url: str | None = None
+    redis_namespace: str = Field("gateway", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
     graphql_introspection: bool | None = None
     graphiql: bool | None = None

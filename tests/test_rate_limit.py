@@ -96,17 +96,17 @@ def redis_url():
         if os.environ.get("CI") == "true":
             raise
         pytest.skip("Redis unreachable")
-    for name in connection.scan_iter("gateway:rl:*"):
-        connection.delete(name)
-    yield REDIS_URL
-    for name in connection.scan_iter("gateway:rl:*"):
+    namespace = f"test-{uuid.uuid4().hex}"
+    yield REDIS_URL, namespace
+    for name in connection.scan_iter(f"{namespace}:rl:*"):
         connection.delete(name)
 
 
 def test_replicas_share_one_budget_through_redis(make_client, keys, candidates, redis_url):
-    key = keys.create(f"shared-{uuid.uuid4().hex[:8]}")
-    replicas = [make_client(rate_limit_per_hour=36, rate_limit_burst=4, redis_url=redis_url)
-                for _ in range(2)]
+    url, namespace = redis_url
+    key = keys.create("Shared")
+    replicas = [make_client(rate_limit_per_hour=36, rate_limit_burst=4, redis_url=url,
+                            redis_namespace=namespace) for _ in range(2)]
     statuses = [rest(replicas[i % 2], key, candidates[0]).status_code for i in range(8)]
     assert statuses.count(201) == 4, statuses
     assert statuses.count(429) == 4
