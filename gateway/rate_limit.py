@@ -103,9 +103,7 @@ class RedisBuckets:
 
     async def take(self, key: str, capacity: int, rate: float) -> tuple[bool, float]:
         ttl_ms = math.ceil(capacity / rate * 1000) + 1000
-        allowed, tokens = await self._take(
-            keys=[self._prefix + key], args=[capacity, rate, ttl_ms]
-        )
+        allowed, tokens = await self._take(keys=[self._prefix + key], args=[capacity, rate, ttl_ms])
         return bool(allowed), float(tokens)
 
     async def ping(self) -> bool:

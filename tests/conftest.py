@@ -96,8 +96,9 @@ def make_client(migrated_url: str) -> Iterator[Callable[..., TestClient]]:
 
     def make(**overrides: object) -> TestClient:
         database_url = str(overrides.pop("database_url", migrated_url))
-        client = TestClient(create_app(test_settings(database_url, **overrides)),
-                            raise_server_exceptions=False)
+        client = TestClient(
+            create_app(test_settings(database_url, **overrides)), raise_server_exceptions=False
+        )
         client.__enter__()
         clients.append(client)
         return client
@@ -116,8 +117,12 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
 class Keys:
     engine: sa.Engine
 
-    def create(self, client: str = "Acme Recruiting", scopes: tuple[Scope, ...] = ALL_SCOPES,
-               **kwargs: object) -> str:
+    def create(
+        self,
+        client: str = "Acme Recruiting",
+        scopes: tuple[Scope, ...] = ALL_SCOPES,
+        **kwargs: object,
+    ) -> str:
         with self.engine.begin() as connection:
             return api_keys.create_key(connection, client, scopes, **kwargs).key  # type: ignore[arg-type]
 

@@ -35,8 +35,10 @@ def _key(keys: Keys, kind: str | None) -> str | None:
 
 
 def _state(engine):
-    return {table: count_rows(engine, table) for table in
-            ("job_match", "job_match_candidate", "idempotency_record")}
+    return {
+        table: count_rows(engine, table)
+        for table in ("job_match", "job_match_candidate", "idempotency_record")
+    }
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -49,8 +51,10 @@ def test_rest_and_graphql_agree(client, keys, candidates, engine, case):
     rest = client.post(ROUTE, json=body, headers=headers)
     after_rest = _state(engine)
 
-    graphql_input = {"candidates": body["candidates"],
-                     "additionalNotes": body.get("additionalNotes")}
+    graphql_input = {
+        "candidates": body["candidates"],
+        "additionalNotes": body.get("additionalNotes"),
+    }
     graphql = gql(client, key, EXPRESS, {"input": graphql_input}).json()
     after_graphql = _state(engine)
 

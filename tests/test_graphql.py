@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gateway.scopes import Scope
@@ -21,6 +23,12 @@ query Page($first: Int, $after: String) {
     pageInfo { hasNextPage endCursor }
   }
 }"""
+
+
+def inline_mutation(public_id):
+    return (
+        'mutation { expressInterest(input: {candidates: [{publicId: "ID"}]}) { jobMatchId } }'
+    ).replace("ID", public_id)
 
 
 def gql(client, key, query, variables=None, headers=None, operation_name=None):
@@ -280,10 +288,7 @@ def test_csrf_form_content_types_are_refused(client, key, content_type, engine, 
     headers = {"X-API-Key": key}
     if content_type:
         headers["Content-Type"] = content_type
-    body = (
-        '{"query": "mutation { expressInterest(input: {candidates: [{publicId: \\"%s\\"}]}) '
-        '{ jobMatchId } }"}' % candidates[0]
-    )
+    body = json.dumps({"query": inline_mutation(candidates[0])})
     response = client.post("/graphql", content=body.encode(), headers=headers)
     assert response.status_code == 400
     assert only_error(response)["extensions"]["code"] == "BAD_USER_INPUT"
@@ -300,10 +305,7 @@ def test_get_queries_need_a_preflight_header_and_mutations_never_run_over_get(
         "/graphql", params=params, headers={"X-API-Key": key, "Apollo-Require-Preflight": "true"}
     )
     assert allowed.json()["data"]["viewer"]["name"] == "Acme Recruiting"
-    mutation = {
-        "query": 'mutation { expressInterest(input: {candidates: [{publicId: "%s"}]}) '
-        "{ jobMatchId } }" % candidates[0]
-    }
+    mutation = {"query": inline_mutation(candidates[0])}
     response = client.get(
         "/graphql", params=mutation, headers={"X-API-Key": key, "X-Requested-With": "fetch"}
     )

@@ -21,10 +21,20 @@ def rest(client, key, ids, notes=None, idempotency_key=None):
 
 
 def graphql(client, key, ids, notes=None, header=None, field=None):
-    variables = {"input": {"candidates": [{"publicId": i} for i in ids], "additionalNotes": notes,
-                           "idempotencyKey": field}}
-    return gql(client, key, EXPRESS, variables,
-               headers={"Idempotency-Key": header} if header is not None else None)
+    variables = {
+        "input": {
+            "candidates": [{"publicId": i} for i in ids],
+            "additionalNotes": notes,
+            "idempotencyKey": field,
+        }
+    }
+    return gql(
+        client,
+        key,
+        EXPRESS,
+        variables,
+        headers={"Idempotency-Key": header} if header is not None else None,
+    )
 
 
 def test_rest_retry_replays_the_first_result(client, key, candidates, engine):
@@ -60,16 +70,19 @@ def test_a_rest_success_is_replayed_to_a_graphql_retry(client, key, candidates):
 
 def test_same_key_with_another_body_is_422(client, key, candidates, engine):
     assert rest(client, key, candidates[:1], "a", "reuse-1").status_code == 201
-    problem = assert_problem(rest(client, key, candidates[:1], "b", "reuse-1"), 422,
-                             "idempotency-key-reused", "Idempotency-Key reused")
+    problem = assert_problem(
+        rest(client, key, candidates[:1], "b", "reuse-1"),
+        422,
+        "idempotency-key-reused",
+        "Idempotency-Key reused",
+    )
     assert "different" in problem["detail"]
     error = only_error(graphql(client, key, candidates[1:2], header="reuse-1"))
     assert error["extensions"] == {"code": "IDEMPOTENCY_KEY_REUSED", "status": 422}
     assert count_rows(engine, "job_match") == 1
 
 
-def test_failures_store_nothing_so_the_client_can_fix_and_retry(client, key, candidates,
-                                                                engine):
+def test_failures_store_nothing_so_the_client_can_fix_and_retry(client, key, candidates, engine):
     assert rest(client, key, [candidates[0], "ghost"], None, "fix-1").status_code == 404
     assert rest(client, key, ["bad id"], None, "fix-1").status_code == 400
     assert count_rows(engine, "idempotency_record") == 0
@@ -89,8 +102,11 @@ def test_keys_are_scoped_to_the_client(client, keys, candidates, engine):
 
 @pytest.mark.parametrize("bad_key", ["", "x" * 256, "tab\tkey", "ünïcode"])
 def test_invalid_keys_are_400(client, key, candidates, bad_key):
-    response = client.post(ROUTE, json={"candidates": [{"publicId": candidates[0]}]},
-                           headers={"X-API-Key": key, "Idempotency-Key": bad_key.encode()})
+    response = client.post(
+        ROUTE,
+        json={"candidates": [{"publicId": candidates[0]}]},
+        headers={"X-API-Key": key, "Idempotency-Key": bad_key.encode()},
+    )
     problem = assert_problem(response, 400, "invalid-request", "Invalid Request")
     assert problem["errors"][0]["pointer"] == "/idempotencyKey"
 
@@ -99,8 +115,9 @@ def test_records_expire(make_client, key, candidates, engine):
     client = make_client(idempotency_ttl_hours=1)
     first = rest(client, key, candidates[:1], None, "old-key").json()["jobMatchId"]
     with engine.begin() as connection:
-        connection.execute(sa.text("UPDATE idempotency_record SET expires_at = :past"),
-                           {"past": _past()})
+        connection.execute(
+            sa.text("UPDATE idempotency_record SET expires_at = :past"), {"past": _past()}
+        )
     second = rest(client, key, candidates[:1], None, "old-key")
     assert second.status_code == 201 and "idempotent-replayed" not in second.headers
     assert second.json()["jobMatchId"] != first

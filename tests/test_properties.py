@@ -12,9 +12,14 @@ from tests.test_graphql import EXPRESS
 from tests.test_rest import PROBLEM_MEMBERS, ROUTE
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 public_ids = st.one_of(
@@ -30,9 +35,11 @@ bodies = st.one_of(
         optional={"additionalNotes": st.one_of(st.text(max_size=50), json_values)},
     ),
 )
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @SETTINGS
@@ -45,14 +52,15 @@ def test_rest_never_fails_on_any_json(client, key, candidates, body):
     assert response.status_code in (400, 404), response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
-    assert PROBLEM_MEMBERS <= problem.keys() and problem["status"] == response.status_code
+    assert problem.keys() >= PROBLEM_MEMBERS and problem["status"] == response.status_code
 
 
 @SETTINGS
 @given(raw=st.binary(max_size=200))
 def test_rest_never_fails_on_any_bytes(client, key, raw):
-    response = client.post(ROUTE, content=raw,
-                           headers={"X-API-Key": key, "Content-Type": "application/json"})
+    response = client.post(
+        ROUTE, content=raw, headers={"X-API-Key": key, "Content-Type": "application/json"}
+    )
     assert response.status_code in (201, 400, 404), response.text
     if response.status_code != 201:
         assert response.headers["content-type"] == "application/problem+json"
@@ -61,8 +69,11 @@ def test_rest_never_fails_on_any_bytes(client, key, raw):
 @SETTINGS
 @given(variables=json_values)
 def test_graphql_never_fails_on_any_variables(client, key, candidates, variables):
-    response = client.post("/graphql", json={"query": EXPRESS, "variables": {"input": variables}},
-                           headers={"X-API-Key": key})
+    response = client.post(
+        "/graphql",
+        json={"query": EXPRESS, "variables": {"input": variables}},
+        headers={"X-API-Key": key},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     for error in body.get("errors", []):

@@ -15,8 +15,9 @@ REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL")
 
 
 def rest(client, key, candidate):
-    return client.post(ROUTE, json={"candidates": [{"publicId": candidate}]},
-                       headers={"X-API-Key": key})
+    return client.post(
+        ROUTE, json={"candidates": [{"publicId": candidate}]}, headers={"X-API-Key": key}
+    )
 
 
 def test_budget_is_shared_by_both_faces(make_client, key, candidates):
@@ -69,8 +70,9 @@ def test_unauthenticated_requests_do_not_spend_a_budget(make_client, key, candid
 
 
 def test_unreachable_redis_fails_open_and_is_counted(make_client, key, candidates):
-    client = make_client(rate_limit_per_hour=36, rate_limit_burst=1,
-                         redis_url="redis://127.0.0.1:1/0")
+    client = make_client(
+        rate_limit_per_hour=36, rate_limit_burst=1, redis_url="redis://127.0.0.1:1/0"
+    )
     for _ in range(3):
         assert rest(client, key, candidates[0]).status_code == 201
     metrics = client.get("/metrics").text
@@ -78,8 +80,12 @@ def test_unreachable_redis_fails_open_and_is_counted(make_client, key, candidate
 
 
 def test_unreachable_redis_can_fail_closed(make_client, key, candidates):
-    client = make_client(rate_limit_per_hour=36, rate_limit_burst=1,
-                         redis_url="redis://127.0.0.1:1/0", rate_limit_fail_closed=True)
+    client = make_client(
+        rate_limit_per_hour=36,
+        rate_limit_burst=1,
+        redis_url="redis://127.0.0.1:1/0",
+        rate_limit_fail_closed=True,
+    )
     response = rest(client, key, candidates[0])
     assert_problem(response, 503, "service-unavailable", "Service Unavailable")
     assert response.headers["retry-after"]
@@ -105,8 +111,12 @@ def redis_url():
 def test_replicas_share_one_budget_through_redis(make_client, keys, candidates, redis_url):
     url, namespace = redis_url
     key = keys.create("Shared")
-    replicas = [make_client(rate_limit_per_hour=36, rate_limit_burst=4, redis_url=url,
-                            redis_namespace=namespace) for _ in range(2)]
+    replicas = [
+        make_client(
+            rate_limit_per_hour=36, rate_limit_burst=4, redis_url=url, redis_namespace=namespace
+        )
+        for _ in range(2)
+    ]
     statuses = [rest(replicas[i % 2], key, candidates[0]).status_code for i in range(8)]
     assert statuses.count(201) == 4, statuses
     assert statuses.count(429) == 4

@@ -24,7 +24,7 @@ def assert_problem(response, status, slug, title):
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
-    assert PROBLEM_MEMBERS <= problem.keys()
+    assert problem.keys() >= PROBLEM_MEMBERS
     assert problem["status"] == status
     assert problem["type"] == f"http://testserver/problems/{slug}"
     assert problem["title"] == title

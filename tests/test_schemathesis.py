@@ -35,7 +35,9 @@ def api_schema(migrated_url, api_key):
 def _operations(api_schema):
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert {op.path for op in operations} == {
-        "/v1/candidates/job-match", "/v1/candidates/job-match/{jobMatchId}"}
+        "/v1/candidates/job-match",
+        "/v1/candidates/job-match/{jobMatchId}",
+    }
     return operations
 
 
@@ -43,8 +45,12 @@ def _operations(api_schema):
 def test_api_conforms_to_its_openapi(api_schema, api_key, mode):
     for operation in _operations(api_schema):
 
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy(generation_mode=mode))
         def check(case):
             case.call_and_validate(headers={"X-API-Key": api_key})
