@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> GatewayMiddleware:
         # collector's reach so request garbage is cheap to collect.
         gc.collect()
         gc.freeze()
+        services.start()
         yield
         await services.close()
 

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from gateway import api_keys, migrate
 from gateway.candidates import ImportFileError, add_candidates, check_public_id, read_public_ids
-from gateway.database import create_sync_engine
+from gateway.database import begin_write, create_sync_engine
 from gateway.demo import seed_demo
 from gateway.scopes import ALL_SCOPES, Scope
 from gateway.settings import Settings, SettingsError, load_settings
@@ -52,10 +52,8 @@ def _settings() -> Settings:
 def _write_transaction(settings: Settings) -> Iterator[sa.Connection]:
     engine = create_sync_engine(settings.database_url)
     try:
-        with engine.connect() as connection:
-            connection.execution_options(gateway_begin="write")
-            with connection.begin():
-                yield connection
+        with engine.connect() as connection, begin_write(connection):
+            yield connection
     finally:
         engine.dispose()
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from gateway import models
 from gateway.auth import Principal
@@ -81,9 +82,33 @@ def decode_cursor(cursor: str) -> int:
 
 
 # Statements built once: SQLAlchemy then reuses their compiled form from its cache.
-_FIND_CANDIDATES = sa.select(cand.c.id, cand.c.public_id).where(
-    cand.c.public_id.in_(sa.bindparam("ids", expanding=True))
-)
+def _one_of(column: sa.Column, dialect: str, item_type: sa.types.TypeEngine) -> sa.ColumnElement:
+    """``column`` is one of the list bound as ``:ids``, with one parameter whatever the list's
+    length: the statement compiles once and stays in SQLAlchemy's cache (an expanding IN is
+    re-rendered for every call)."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(item_type)))
+    values = sa.select(sa.column("value")).select_from(
+        sa.func.json_each(sa.bindparam("ids", type_=sa.JSON))
+    )
+    return column.in_(values.scalar_subquery())
+
+
+def _find_candidates(dialect: str) -> sa.Select:
+    return sa.select(cand.c.id, cand.c.public_id).where(
+        _one_of(cand.c.public_id, dialect, sa.String())
+    )
+
+
+def _candidates_of_statement(dialect: str) -> sa.Select:
+    return (
+        sa.select(jmc.c.job_match_id, cand.c.public_id)
+        .join(cand, cand.c.id == jmc.c.candidate_id)
+        .where(_one_of(jmc.c.job_match_id, dialect, sa.Integer()))
+        .order_by(jmc.c.job_match_id, jmc.c.position)
+    )
+
+
 _INSERT_JOB_MATCH = sa.insert(jm).returning(jm.c.id)
 _INSERT_LINKS = sa.insert(jmc)
 _INSERT_IDEMPOTENCY = sa.insert(idem)
@@ -102,12 +127,6 @@ _FIND_IDEMPOTENCY = (
 )
 _TRY_LOCK = sa.select(
     sa.func.pg_try_advisory_xact_lock(sa.func.hashtextextended(sa.bindparam("lock_key"), 0))
-)
-_CANDIDATES_OF = (
-    sa.select(jmc.c.job_match_id, cand.c.public_id)
-    .join(cand, cand.c.id == jmc.c.candidate_id)
-    .where(jmc.c.job_match_id.in_(sa.bindparam("ids", expanding=True)))
-    .order_by(jmc.c.job_match_id, jmc.c.position)
 )
 _JOB_MATCH_COLUMNS = (jm.c.id, jm.c.public_id, jm.c.additional_notes, jm.c.created_at)
 
@@ -130,6 +149,8 @@ class JobMatchService:
         self.limits = limits
         self._idempotency_ttl = idempotency_ttl
         self._metrics = metrics
+        self._find_candidates = _find_candidates(database.dialect)
+        self._candidates_of_query = _candidates_of_statement(database.dialect)
 
     async def express_interest(
         self,
@@ -168,7 +189,7 @@ class JobMatchService:
         found = dict(
             (public_id, row_id)
             for row_id, public_id in connection.execute(
-                _FIND_CANDIDATES, {"ids": list(command.candidate_ids)}
+                self._find_candidates, {"ids": list(command.candidate_ids)}
             )
         )
         missing = [public_id for public_id in command.candidate_ids if public_id not in found]
@@ -289,10 +310,12 @@ class JobMatchService:
         """Candidate ids of many job matches in one query, in the order they were listed."""
         return await self._database.run(lambda c: self._candidates_of(c, row_ids))
 
-    @staticmethod
-    def _candidates_of(connection: sa.Connection, row_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    def _candidates_of(
+        self, connection: sa.Connection, row_ids: list[int]
+    ) -> dict[int, tuple[str, ...]]:
         grouped: dict[int, list[str]] = {row_id: [] for row_id in row_ids}
-        for job_match_id, public_id in connection.execute(_CANDIDATES_OF, {"ids": row_ids}):
+        rows = connection.execute(self._candidates_of_query, {"ids": row_ids})
+        for job_match_id, public_id in rows:
             grouped[job_match_id].append(public_id)
         return {row_id: tuple(ids) for row_id, ids in grouped.items()}
 
