@@ -20,6 +20,7 @@ from schema.graphiql import GraphiQLPage
 from schema.view import GatewayGraphQL
 
 GRAPHQL_PATH = "/graphql"
+GC_GEN0_THRESHOLD = 50_000
 
 
 def create_app(settings: Settings | None = None) -> GatewayMiddleware:
@@ -33,6 +34,9 @@ def create_app(settings: Settings | None = None) -> GatewayMiddleware:
         # collector's reach so request garbage is cheap to collect.
         gc.collect()
         gc.freeze()
+        # Requests allocate many short-lived objects; the default gen-0 threshold (700) runs
+        # the collector every few requests and lets full collections stall the event loop.
+        gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
         services.start()
         yield
         await services.close()
