@@ -283,9 +283,16 @@ class JobMatchService:
 
         return await self._database.run(work)
 
-    async def page(self, principal: Principal, first: int, after: str | None) -> JobMatchPage:
+    async def page(
+        self,
+        principal: Principal,
+        first: int,
+        after: str | None,
+        with_candidates: bool = False,
+    ) -> JobMatchPage:
         """Newest first, keyset-paginated on the row id: no OFFSET scans, no gaps or repeats
-        while new job matches arrive."""
+        while new job matches arrive. ``with_candidates`` loads every job match's candidates
+        in the same transaction, with one more query."""
         if first < 0:
             raise InvalidRequest.from_problems(
                 [FieldProblem("/first", "first must not be negative.")]
@@ -302,7 +309,12 @@ class JobMatchService:
 
         def work(connection: sa.Connection) -> JobMatchPage:
             rows = connection.execute(statement).all()
-            return JobMatchPage([_view(row) for row in rows[:size]], len(rows) > size)
+            has_next_page = len(rows) > size
+            rows = rows[:size]
+            if not with_candidates or not rows:
+                return JobMatchPage([_view(row) for row in rows], has_next_page)
+            candidates = self._candidates_of(connection, [row[0] for row in rows])
+            return JobMatchPage([_view(row, candidates[row[0]]) for row in rows], has_next_page)
 
         return await self._database.run(work)
 

@@ -6,6 +6,7 @@ context variable so that log records, deep in any module, can name their request
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gateway.auth import Principal
-    from gateway.errors import DomainError
     from gateway.rate_limit import RateLimitStatus
 
 
@@ -25,7 +25,7 @@ class RequestState:
     started: float = field(default_factory=time.perf_counter)
     principal: Principal | None = None
     rate_limit: RateLimitStatus | None = None
-    admission_error: DomainError | None = None
+    admission: asyncio.Future[Principal] | None = None  # the one authentication per request
     idempotent_replay: bool = False
     graphql_operation_name: str | None = None
     graphql_operation_type: str | None = None

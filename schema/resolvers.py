@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from gateway.idempotency import choose_key
 from gateway.scopes import Scope
@@ -20,6 +21,32 @@ from schema.types import (
 
 Info = strawberry.Info[GraphQLContext, None]
 DEFAULT_PAGE_SIZE = 20
+
+
+def selects(info: Info, *path: str) -> bool:
+    """Whether the query selects the field at ``path`` below the current one (fragments
+    included), so that a page can load what will be asked of it in one go."""
+    fields = info.selected_fields
+    for name in path:
+        fields = [
+            child
+            for field in fields
+            for child in _children(field)
+            if getattr(child, "name", None) == name
+        ]
+        if not fields:
+            return False
+    return True
+
+
+def _children(field: object) -> list[object]:
+    children: list[object] = []
+    for selection in getattr(field, "selections", ()):
+        if isinstance(selection, (FragmentSpread, InlineFragment)):
+            children.extend(_children(selection))
+        else:
+            children.append(selection)
+    return children
 
 
 @strawberry.type
@@ -41,7 +68,10 @@ class Query:
     ) -> JobMatchConnection:
         principal = await info.context.admit(Scope.JOB_MATCH_READ)
         page = await info.context.services.job_matches.page(
-            principal, DEFAULT_PAGE_SIZE if first is None else first, after
+            principal,
+            DEFAULT_PAGE_SIZE if first is None else first,
+            after,
+            with_candidates=selects(info, "edges", "node", "candidates"),
         )
         edges = [
             JobMatchEdge(cursor=page.cursor(v), node=JobMatch.from_view(v)) for v in page.items
