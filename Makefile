@@ -25,7 +25,7 @@ setup: $(STAMP) assets
 
 # GraphiQL's JavaScript and CSS, pinned and integrity-checked, fetched with npm (never committed).
 assets: $(STAMP)
-	$(BIN)/python scripts/fetch_graphiql_assets.py --dest $(GRAPHIQL_ASSETS)
+	$(BIN)/python schema/fetch_graphiql_assets.py --dest $(GRAPHIQL_ASSETS)
 
 run: setup
 	$(BIN)/gateway demo

@@ -1,7 +1,7 @@
 """The gateway's GraphiQL explorer page.
 
 Assets (React, ReactDOM, GraphiQL UMD builds) are pinned in ``graphiql_assets.json`` next to this
-module and fetched at setup time by ``scripts/fetch_graphiql_assets.py`` (``make assets``) into an
+module and fetched at setup time by ``schema/fetch_graphiql_assets.py`` (``make assets``) into an
 assets directory that is never committed.  Modes:
 
 * ``"self-hosted"``: serve the local files; missing/mismatched assets raise ``RuntimeError``.
@@ -41,7 +41,7 @@ GraphiQLMode = Literal["auto", "self-hosted", "cdn"]
 PINS_PATH: Final = Path(__file__).with_name("graphiql_assets.json")
 MANIFEST_NAME: Final = "manifest.json"
 DEFAULT_CDN_BASE: Final = "https://unpkg.com"
-FETCH_HINT: Final = "run `make assets` (python scripts/fetch_graphiql_assets.py --dest {dest})"
+FETCH_HINT: Final = "run `make assets` (python schema/fetch_graphiql_assets.py --dest {dest})"
 
 DEFAULT_QUERY: Final = """\
 mutation ExpressInterest($input: ExpressInterestInput!) {

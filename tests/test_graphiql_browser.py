@@ -35,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 _SCRIPT = Path(sys.executable).parent / "gateway"
 # The console script `make setup` installs; without it, the same entry point via `python -m`.
 GATEWAY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "gateway"]
-FETCH_SCRIPT = REPO_ROOT / "scripts" / "fetch_graphiql_assets.py"
+FETCH_SCRIPT = REPO_ROOT / "schema" / "fetch_graphiql_assets.py"
 EXIT_UNAVAILABLE = 3
 CANDIDATE = "ABcd2EFgHIjkLMNOp3QR-S"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

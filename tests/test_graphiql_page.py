@@ -27,7 +27,7 @@ from starlette.routing import Mount, Route
 from schema.graphiql import PINS_PATH, GraphiQLPage
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FETCH_SCRIPT = REPO_ROOT / "scripts" / "fetch_graphiql_assets.py"
+FETCH_SCRIPT = REPO_ROOT / "schema" / "fetch_graphiql_assets.py"
 EXIT_UNAVAILABLE = 3
 PINS = json.loads(PINS_PATH.read_text(encoding="utf-8"))
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PINS = REPO_ROOT / "schema" / "graphiql_assets.json"
+DEFAULT_PINS = Path(__file__).resolve().with_name("graphiql_assets.json")
 DEFAULT_DEST = REPO_ROOT / "var" / "graphiql"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -294,7 +294,7 @@ def install(staging: Path, dest: Path, pins: list[dict[str, Any]]) -> None:
         else:
             shutil.move(str(child), str(target))
     manifest = expected_manifest(pins)
-    manifest["generated_by"] = "scripts/fetch_graphiql_assets.py"
+    manifest["generated_by"] = "schema/fetch_graphiql_assets.py"
     tmp_manifest = dest / (MANIFEST_NAME + ".tmp")
     tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     tmp_manifest.replace(dest / MANIFEST_NAME)
