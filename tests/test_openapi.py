@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+# The published contract lives in the workplace's shared/ folder, beside the checkout.
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_61edff620cdf32af.txt"
 CONTRACT_STATUSES = {"201", "400", "401", "403", "404", "500"}
 PROBLEM_FIELDS = ["type", "title", "status", "detail", "instance"]
@@ -20,6 +22,8 @@ def document(client):
 
 def test_contract_text_names_what_the_document_describes(document):
     if not CONTRACT.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the published contract is missing: {CONTRACT}")
         pytest.skip("the shared contract is not beside this checkout")
     text = CONTRACT.read_text()
     assert "Endpoint: POST /v1/candidates/job-match" in text
