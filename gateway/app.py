@@ -5,9 +5,11 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from gateway import health
 from gateway.logging_setup import configure_logging
@@ -52,33 +54,43 @@ def create_app(settings: Settings | None = None) -> GatewayMiddleware:
     app.state.services = services
     mount_rest(app)
     app.router.routes.extend(health.routes)
-    _mount_graphql(app, services)
+    graphql = _graphql_endpoint(app, services)
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=[
-                "Content-Type",
-                "X-API-Key",
-                "Idempotency-Key",
-                "X-Request-ID",
-                "Apollo-Require-Preflight",
-            ],
-            expose_headers=[
-                "X-Request-ID",
-                "Location",
-                "Retry-After",
-                "RateLimit",
-                "RateLimit-Policy",
-                "Idempotent-Replayed",
-            ],
-            max_age=600,
-        )
-    return GatewayMiddleware(app, services.metrics, settings.max_body_bytes)
+        cors = _cors_options(settings.cors_origins)
+        app.add_middleware(CORSMiddleware, **cors)
+        graphql = CORSMiddleware(graphql, **cors)
+    # /graphql handles its own errors, in GraphQL's format, so it needs none of FastAPI's
+    # routing and exception layers: the outer middleware hands its requests straight over.
+    return GatewayMiddleware(
+        app, services.metrics, settings.max_body_bytes, direct_routes={GRAPHQL_PATH: graphql}
+    )
 
 
-def _mount_graphql(app: FastAPI, services: Services) -> None:
+def _cors_options(origins: list[str]) -> dict[str, Any]:
+    return {
+        "allow_origins": origins,
+        "allow_methods": ["GET", "POST", "OPTIONS"],
+        "allow_headers": [
+            "Content-Type",
+            "X-API-Key",
+            "Idempotency-Key",
+            "X-Request-ID",
+            "Apollo-Require-Preflight",
+        ],
+        "expose_headers": [
+            "X-Request-ID",
+            "Location",
+            "Retry-After",
+            "RateLimit",
+            "RateLimit-Policy",
+            "Idempotent-Replayed",
+        ],
+        "max_age": 600,
+    }
+
+
+def _graphql_endpoint(app: FastAPI, services: Services) -> ASGIApp:
+    """The GraphQL view, and GraphiQL's assets mounted on ``app`` when they are served."""
     settings = services.settings
     page = None
     if settings.graphiql_enabled:
@@ -91,5 +103,4 @@ def _mount_graphql(app: FastAPI, services: Services) -> None:
         assets = page.asset_app()
         if assets is not None:
             app.mount(f"{GRAPHQL_PATH}/assets", assets, name="graphiql-assets")
-    view = GatewayGraphQL(services, page, schema=build_schema(settings), allow_queries_via_get=True)
-    app.add_route(GRAPHQL_PATH, view, methods=["GET", "POST", "OPTIONS"])
+    return GatewayGraphQL(services, page, schema=build_schema(settings), allow_queries_via_get=True)

@@ -67,8 +67,15 @@ def _refuse(declared: int, limit: int) -> Receive:
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        max_body_bytes: int,
+        direct_routes: dict[str, ASGIApp] | None = None,
+    ) -> None:
         self.app = app
+        self.direct_routes = direct_routes or {}
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self._operation_names: set[str] = set()
@@ -108,7 +115,10 @@ class GatewayMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, self._limited(scope, receive), send_with_headers)
+            target = self.direct_routes.get(scope["path"])
+            if target is not None:
+                state.route = scope["path"]
+            await (target or self.app)(scope, self._limited(scope, receive), send_with_headers)
         except Exception as exc:
             # Starlette's error middleware has usually answered and logged already (and
             # re-raised); log and answer here only what nobody else did.
@@ -118,7 +128,7 @@ class GatewayMiddleware:
                 await self._crash_response(state, send_with_headers)
         finally:
             try:
-                state.route = _route_label(scope)
+                state.route = state.route or _route_label(scope)
                 self._record(state, status)
             except Exception:  # the response is out; a bookkeeping bug must not hide it
                 error_log.exception("could not record the request")

@@ -18,15 +18,20 @@ class GraphQLContext:
     request: Request
     state: RequestState
     services: Services
-    candidates_loader: DataLoader[int, tuple[str, ...]] = field(init=False)
+    _candidates_loader: DataLoader[int, tuple[str, ...]] | None = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
-        async def load(row_ids: list[int]) -> list[tuple[str, ...]]:
-            by_id = await self.services.job_matches.candidates_of(row_ids)
-            return [by_id[row_id] for row_id in row_ids]
+    @property
+    def candidates_loader(self) -> DataLoader[int, tuple[str, ...]]:
+        """One query for the candidates of every job match resolved in this request; built on
+        first use, since most requests (the mutation, pages) never need it."""
+        if self._candidates_loader is None:
 
-        # One query for the candidates of every job match on a page.
-        self.candidates_loader = DataLoader(load_fn=load)
+            async def load(row_ids: list[int]) -> list[tuple[str, ...]]:
+                by_id = await self.services.job_matches.candidates_of(row_ids)
+                return [by_id[row_id] for row_id in row_ids]
+
+            self._candidates_loader = DataLoader(load_fn=load)
+        return self._candidates_loader
 
     async def admit(self, scope: Scope) -> Principal:
         return await self.services.guard.admit(
