@@ -17,6 +17,7 @@ from gateway.middleware import GatewayMiddleware
 from gateway.services import Services, build_services
 from gateway.settings import Settings, load_settings
 from rest_compat import mount_rest
+from rest_compat.cors import ProblemCORSMiddleware
 from schema import build_schema
 from schema.graphiql import GraphiQLPage
 from schema.view import GatewayGraphQL
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> GatewayMiddleware:
     graphql = _graphql_endpoint(app, services)
     if settings.cors_origins:
         cors = _cors_options(settings.cors_origins)
-        app.add_middleware(CORSMiddleware, **cors)
+        app.add_middleware(ProblemCORSMiddleware, **cors)
         graphql = CORSMiddleware(graphql, **cors)
     # /graphql handles its own errors, in GraphQL's format, so it needs none of FastAPI's
     # routing and exception layers: the outer middleware hands its requests straight over.

@@ -763,6 +763,15 @@ def test_cors_preflight_from_a_disallowed_origin(make_client: Callable[..., Test
             "/graphql", json={"query": "{ __typename }"}, headers={"Origin": origin}
         )
         assert "access-control-allow-origin" not in actual.headers
+    # On the REST face a refused preflight is a problem like every other error.
+    refused = client.options(
+        "/v1/candidates/job-match", headers={"Origin": "https://evil.example", **PREFLIGHT}
+    )
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["status"] == 400 and "CORS" in problem["detail"]
+    assert problem["instance"] == f"urn:uuid:{refused.headers['x-request-id']}"
 
 
 def test_no_cors_by_default(client: TestClient) -> None:
