@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> GatewayMiddleware:
     graphql = _graphql_endpoint(app, services)
     if settings.cors_origins:
         cors = _cors_options(settings.cors_origins)
-        app.add_middleware(ProblemCORSMiddleware, **cors)
+        app.add_middleware(ProblemCORSMiddleware, public_url=settings.public_url, **cors)
         graphql = CORSMiddleware(graphql, **cors)
     # /graphql handles its own errors, in GraphQL's format, so it needs none of FastAPI's
     # routing and exception layers: the outer middleware hands its requests straight over.

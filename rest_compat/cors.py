@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from gateway.errors import InvalidRequest
 from gateway.request_state import current_request
@@ -15,6 +17,10 @@ from rest_compat.problems import PROBLEM_JSON, instance_for
 
 
 class ProblemCORSMiddleware(CORSMiddleware):
+    def __init__(self, app: ASGIApp, public_url: str | None = None, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.public_url = public_url
+
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)
         if response.status_code < 400:
@@ -22,8 +28,7 @@ class ProblemCORSMiddleware(CORSMiddleware):
         state = current_request()
         error = InvalidRequest(f"CORS preflight refused: {bytes(response.body).decode()}.")
         body = {
-            # A preflight has no app-level base URL to hand; the type is relative to the host.
-            "type": f"/problems/{error.kind.slug}",
+            "type": f"{self._base(request_headers)}/problems/{error.kind.slug}",
             "title": error.kind.title,
             "status": response.status_code,
             "detail": error.detail,
@@ -32,3 +37,8 @@ class ProblemCORSMiddleware(CORSMiddleware):
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
         headers.pop("content-type", None)
         return Response(orjson.dumps(body), response.status_code, headers, media_type=PROBLEM_JSON)
+
+    def _base(self, headers: Headers) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{headers.get('host', 'localhost')}"

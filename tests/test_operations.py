@@ -771,6 +771,7 @@ def test_cors_preflight_from_a_disallowed_origin(make_client: Callable[..., Test
     assert refused.headers["content-type"] == "application/problem+json"
     problem = refused.json()
     assert problem["status"] == 400 and "CORS" in problem["detail"]
+    assert problem["type"] == "http://testserver/problems/invalid-request"
     assert problem["instance"] == f"urn:uuid:{refused.headers['x-request-id']}"
 
 
