@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -523,3 +524,12 @@ def via_proxy(url: str, proxy_port: int) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).set(host=LOOPBACK, port=proxy_port).render_as_string(hide_password=False)
+
+
+def metric_value(text: str, name: str) -> float:
+    """One sample's value from a /metrics exposition."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    raise AssertionError(f"metric {name} not exposed")

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import POSTGRES_URL
 from tests.servers import (
@@ -28,6 +27,7 @@ from tests.servers import (
     free_port,
     gateway_env,
     launch_and_seed,
+    metric_value,
     port_accepts,
     postgres_port,
     via_proxy,
@@ -70,14 +70,6 @@ def _assert_503(response: httpx.Response) -> dict[str, object]:
     for leak in LEAKS:
         assert leak not in response.text, (leak, response.text)
     return problem
-
-
-def _metric(text: str, name: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    raise AssertionError(f"metric {name} not exposed")
 
 
 @pytest.mark.postgres
@@ -173,8 +165,8 @@ def test_redis_unreachable_fails_open_or_closed(
         open_ready = client.get(fail_open.url + "/readyz")
         refused = [_post(client, fail_closed, seeded) for _ in range(2)]
         closed_metrics = client.get(fail_closed.url + "/metrics").text
-    open_errors = _metric(open_metrics, "gateway_rate_limit_store_errors_total")
-    closed_errors = _metric(closed_metrics, "gateway_rate_limit_store_errors_total")
+    open_errors = metric_value(open_metrics, "gateway_rate_limit_store_errors_total")
+    closed_errors = metric_value(closed_metrics, "gateway_rate_limit_store_errors_total")
     print(
         f"\n[redis-down] fail open: {[r.status_code for r in served]}, store errors "
         f"{open_errors}, /readyz {open_ready.status_code}; fail closed: "

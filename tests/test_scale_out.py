@@ -26,7 +26,6 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.database import create_sync_engine
 from tests.conftest import POSTGRES_URL
@@ -36,6 +35,7 @@ from tests.servers import (
     flush_rate_limit_keys,
     gateway_env,
     launch_and_seed,
+    metric_value,
     redis_url_or_skip,
 )
 
@@ -113,14 +113,6 @@ async def _warm_up(servers: list[GatewayServer], seeded: Seeded) -> None:
                 f"{server.url}{PATH}/job-match-unknown", headers={"X-API-Key": seeded.key}
             )
             assert response.status_code in (404, 429), response.text
-
-
-def _metric(text: str, name: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    raise AssertionError(f"metric {name} not exposed")
 
 
 def _assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
@@ -233,7 +225,9 @@ def test_rate_limit_enforced_once_across_two_processes(
     allowance = burst + int(elapsed * per_hour / 3600) + 1  # + at most a token of refill
     with httpx.Client(timeout=15.0) as client:
         store_errors = [
-            _metric(client.get(s.url + "/metrics").text, "gateway_rate_limit_store_errors_total")
+            metric_value(
+                client.get(s.url + "/metrics").text, "gateway_rate_limit_store_errors_total"
+            )
             for s in pair
         ]
     print(
