@@ -28,7 +28,7 @@ assets: $(STAMP)
 	$(BIN)/python schema/fetch_graphiql_assets.py --dest $(GRAPHIQL_ASSETS)
 
 run: setup
-	$(BIN)/gateway demo
+	GATEWAY_PUBLIC_URL=$${GATEWAY_PUBLIC_URL:-http://$(HOST):$(PORT)} $(BIN)/gateway demo
 	$(BIN)/gateway serve --host $(HOST) --port $(PORT)
 
 test: setup
