@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.settings import Settings
-from schema.errors import OperationRecorder
+from schema.document_rules import DocumentRules
 from schema.resolvers import Mutation, Query
-from schema.single_operation import RequireOperationName
 
 
 class GatewaySchema(strawberry.Schema):
@@ -33,20 +26,17 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     size = settings.graphql_cache_size
     # The limits' rule classes, built once: ValidationCache keys on the rules, and the limiter
     # factories would build new classes per request, so the cache would never hit.
-    limit_rules = [
+    rules = [
         max_depth_rule(settings.graphql_max_depth, None),
         max_aliases_rule(settings.graphql_max_aliases),
     ]
-    extensions: list[type[SchemaExtension] | SchemaExtension | object] = [
-        OperationRecorder,
+    if not settings.introspection_enabled:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    extensions = [
         lambda: ParserCache(maxsize=size),
         lambda: ValidationCache(maxsize=size),
-        RequireOperationName,  # after the cache: it adds to the errors validation found
-        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-        lambda: AddValidationRules(limit_rules),
+        lambda: DocumentRules(settings.graphql_max_tokens, rules),  # after the caches
     ]
-    if not settings.introspection_enabled:
-        extensions.append(DisableIntrospection)
     return GatewaySchema(
         query=Query,
         mutation=Mutation,

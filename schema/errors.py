@@ -8,11 +8,9 @@ validation error is masked: the client sees a generic message, the log has the t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 from gateway.errors import DomainError, InternalError, InvalidRequest
 from gateway.request_state import current_request
@@ -71,19 +69,3 @@ def render_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
     if state is not None:
         state.graphql_error_codes = [error.extensions["code"] for error in rendered]
     return rendered
-
-
-class OperationRecorder(SchemaExtension):
-    """Notes the operation's name and type on the request, for the access log and metrics."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        state = current_request()
-        if state is None:
-            return
-        context = self.execution_context
-        state.graphql_operation_name = context.operation_name
-        try:
-            state.graphql_operation_type = context.operation_type.value
-        except RuntimeError:  # the document did not parse: there is no operation
-            state.graphql_operation_type = None
