@@ -40,7 +40,6 @@ def create_app(settings: Settings | None = None) -> GatewayMiddleware:
         # Requests allocate many short-lived objects; the default gen-0 threshold (700) runs
         # the collector every few requests and lets full collections stall the event loop.
         gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
-        services.start()
         yield
         await services.close()
 

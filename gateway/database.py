@@ -11,9 +11,6 @@ The service code is written once, as synchronous SQLAlchemy Core against a ``Con
 
 from __future__ import annotations
 
-import logging
-import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -25,13 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.errors import ServiceUnavailable
 
-logger = logging.getLogger("gateway.database")
 T = TypeVar("T")
 Work = Callable[[sa.Connection], T]
 BeginMode = Literal["read", "write"]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
-CHECKPOINT_INTERVAL_SECONDS = 1.0
+SQLITE_CACHE_KIB = 64 * 1024
 BEGIN_MODE = "gateway_begin"
 
 
@@ -43,7 +39,7 @@ def normalize_url(url: str) -> sa.URL:
     return parsed
 
 
-def _configure_sqlite(engine: sa.Engine, background_checkpoints: bool) -> None:
+def _configure_sqlite(engine: sa.Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below issue BEGIN itself (pysqlite's own handling
@@ -54,14 +50,11 @@ def _configure_sqlite(engine: sa.Engine, background_checkpoints: bool) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # The default 2 MB page cache is outgrown by the indexes of a few ten thousand job
+        # matches; beyond it lookups and inserts go back to the file. (SQLite allocates the
+        # cache as it fills, up to this bound.)
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
-
-    @event.listens_for(engine, "connect")
-    def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
-        # Checkpoints run in SqliteCheckpointer's thread, not inside a request's COMMIT; the
-        # CLI's short-lived connections leave it on so their WAL is folded back as usual.
-        if background_checkpoints:
-            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
@@ -80,9 +73,7 @@ def begin_write(connection: sa.Connection) -> sa.RootTransaction:
     return connection.begin()
 
 
-def create_sync_engine(
-    url: str, pool_size: int = 5, background_checkpoints: bool = False
-) -> sa.Engine:
+def create_sync_engine(url: str, pool_size: int = 5) -> sa.Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -90,43 +81,11 @@ def create_sync_engine(
         engine = sa.create_engine(
             parsed, connect_args={"check_same_thread": False}, hide_parameters=True
         )
-        _configure_sqlite(engine, background_checkpoints)
+        _configure_sqlite(engine)
         return engine
     return sa.create_engine(
         parsed, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
     )
-
-
-class SqliteCheckpointer:
-    """Folds the WAL back into the database file from a thread of its own, so that no request
-    pays for a checkpoint. PASSIVE never waits for (or blocks) readers and writers."""
-
-    def __init__(self, path: str, interval: float = CHECKPOINT_INTERVAL_SECONDS) -> None:
-        self._path = path
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="sqlite-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        connection = sqlite3.connect(self._path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
-        try:
-            while not self._stop.wait(self._interval):
-                try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:
-                    logger.warning("WAL checkpoint failed: %s", exc)
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
 
 class Database:
@@ -136,13 +95,9 @@ class Database:
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
-        file_backed = self.dialect == "sqlite" and self.url.database not in (None, "", ":memory:")
-        self.sync_engine = create_sync_engine(
-            url, pool_size=min(pool_size, 5), background_checkpoints=file_backed
-        )
+        self.sync_engine = create_sync_engine(url, pool_size=min(pool_size, 5))
         self.async_engine: AsyncEngine | None = None
         self._sqlite_connection: sa.Connection | None = None
-        self._checkpointer: SqliteCheckpointer | None = None
         if self.dialect == "postgresql":
             # hide_parameters: error messages (and so logs) never carry notes or key hashes.
             self.async_engine = create_async_engine(
@@ -152,16 +107,10 @@ class Database:
                 pool_timeout=5,
                 hide_parameters=True,
             )
-        elif file_backed:
-            self._checkpointer = SqliteCheckpointer(str(self.url.database))
 
     @property
     def is_postgresql(self) -> bool:
         return self.dialect == "postgresql"
-
-    def start(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.start()
 
     def _sqlite(self) -> sa.Connection:
         # All SQLite work runs synchronously on the event loop's thread, one transaction at a
@@ -202,8 +151,6 @@ class Database:
         return int(checked_out()) if callable(checked_out) else 0
 
     async def dispose(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
         if self._sqlite_connection is not None:
             self._sqlite_connection.close()
             self._sqlite_connection = None

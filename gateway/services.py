@@ -24,9 +24,6 @@ class Services:
     guard: AccessGuard
     job_matches: JobMatchService
 
-    def start(self) -> None:
-        self.database.start()
-
     async def close(self) -> None:
         await self.buckets.close()
         await self.database.dispose()
