@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
+from time import monotonic
 
 import sqlalchemy as sa
 
@@ -70,7 +70,7 @@ class Authenticator:
         if len(raw_key) > MAX_KEY_LENGTH or not raw_key.startswith(KEY_PREFIX):
             raise Unauthenticated("Invalid API key.")
         key_hash = hash_key(raw_key)
-        now = time.monotonic()
+        now = monotonic()
         cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > now:
             principal = cached[1]
