@@ -213,20 +213,29 @@ def test_unknown_route_problem_carries_the_request_id(client: TestClient) -> Non
     assert response.headers["x-request-id"] == request_id
 
 
+@pytest.fixture
+def crashing_service(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Make the job-match service fail with an unexpected error carrying ``message``."""
+
+    def crash_with(message: str) -> None:
+        async def boom(*args: object, **kwargs: object) -> None:
+            raise RuntimeError(message)
+
+        services = client.app.state.services  # type: ignore[attr-defined]
+        monkeypatch.setattr(services.job_matches, "express_interest", boom)
+
+    return crash_with
+
+
 def test_crash_is_masked_for_the_client_and_logged_with_traceback_and_request_id(
     client: TestClient,
     logs: LogCapture,
     key: str,
     candidates: list[str],
-    monkeypatch: pytest.MonkeyPatch,
+    crashing_service: Callable[[str], None],
 ) -> None:
     logs.attach()
-
-    async def boom(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("internal detail: table job_match exploded")
-
-    services = client.app.state.services  # type: ignore[attr-defined]
-    monkeypatch.setattr(services.job_matches, "express_interest", boom)
+    crashing_service("internal detail: table job_match exploded")
     request_id = str(uuid.uuid4())
     response = express(client, key, [EXAMPLE_ID], headers={"X-Request-ID": request_id})
     assert response.status_code == 500
@@ -251,15 +260,10 @@ def test_graphql_masked_error_is_logged_with_the_request_id(
     logs: LogCapture,
     key: str,
     candidates: list[str],
-    monkeypatch: pytest.MonkeyPatch,
+    crashing_service: Callable[[str], None],
 ) -> None:
     logs.attach()
-
-    async def boom(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("secret internals")
-
-    services = client.app.state.services  # type: ignore[attr-defined]
-    monkeypatch.setattr(services.job_matches, "express_interest", boom)
+    crashing_service("secret internals")
     request_id = str(uuid.uuid4())
     response = gql_express(client, key, [EXAMPLE_ID], headers={"X-Request-ID": request_id})
     assert response.headers["x-request-id"] == request_id
