@@ -133,6 +133,9 @@ class GatewayMiddleware:
             except Exception:  # the response is out; a bookkeeping bug must not hide it
                 error_log.exception("could not record the request")
             unbind_request(token)
+            # A refused admission keeps its error, whose traceback reaches this state again: a
+            # reference cycle that would leave the request to the cyclic collector.
+            state.admission = None
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         limit = self.max_body_bytes

@@ -12,6 +12,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from gateway.settings import Settings
 from schema.document_rules import DocumentRules
+from schema.execution import GatewayExecutionContext
 from schema.resolvers import Mutation, Query
 
 
@@ -41,5 +42,6 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         extensions=extensions,  # type: ignore[arg-type]
+        execution_context_class=GatewayExecutionContext,
         config=StrawberryConfig(disable_field_suggestions=settings.is_production),
     )

@@ -52,6 +52,7 @@ def render_error(error: GraphQLError) -> GraphQLError:
         logger.error("unexpected error in %s", error.path, exc_info=original)
         masked = InternalError()
         message, extensions = masked.detail, domain_error_extensions(masked)
+    _drop_tracebacks(error)
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -61,6 +62,15 @@ def render_error(error: GraphQLError) -> GraphQLError:
         original_error=None,
         extensions=extensions,
     )
+
+
+def _drop_tracebacks(error: GraphQLError) -> None:
+    """Tracebacks reference the executor's frames and the executor holds the errors: a cycle
+    that would keep the request's objects alive until the cyclic collector runs (see
+    schema/execution.py). They have been logged, when they need to be, by now."""
+    error.__traceback__ = None
+    if error.original_error is not None:
+        error.original_error.__traceback__ = None
 
 
 def render_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
