@@ -29,7 +29,6 @@ def serve(port: int, out_dir: Path, interval: float) -> None:
     import asyncio
 
     import uvicorn
-    import uvloop
     from pyinstrument import Profiler
     from pyinstrument.renderers import ConsoleRenderer, HTMLRenderer
 
@@ -38,6 +37,7 @@ def serve(port: int, out_dir: Path, interval: float) -> None:
         factory=True,
         host=common.HOST,
         port=port,
+        loop="asyncio",
         access_log=False,
         log_config=None,
         proxy_headers=True,
@@ -68,7 +68,7 @@ def serve(port: int, out_dir: Path, interval: float) -> None:
         loop.add_signal_handler(signal.SIGUSR2, stop)
         await server.serve()
 
-    uvloop.run(main())
+    asyncio.run(main())  # the stdlib loop, as `gateway serve` uses
 
 
 def drive(args: argparse.Namespace) -> None:

@@ -91,6 +91,11 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        # The stdlib loop, not uvloop: libuv accepts one connection per loop iteration, so
+        # on a saturated worker each new client waited one more round of every other
+        # client's requests (up to 0.6 s at 32 connections); asyncio accepts all that are
+        # pending at once, at the same throughput here (docs/performance.md, "Tails").
+        loop="asyncio",
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=graceful_timeout,
