@@ -60,6 +60,7 @@ def serve(port: int, out_dir: Path, interval: float) -> None:
         (out_dir / f"{name}.txt").write_text(tree)
         (out_dir / f"{name}-flat.txt").write_text(flat)
         (out_dir / f"{name}.html").write_text(HTMLRenderer().render(session))
+        session.save(out_dir / f"{name}.pyisession")  # re-render: pyinstrument --load FILE
         (out_dir / f"{name}.done").write_text("ok")
 
     async def main() -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.settings import Settings
-from schema.document_rules import DocumentRules
+from schema.document_rules import DocumentRules, PreparedDocuments
 from schema.execution import GatewayExecutionContext
 from schema.resolvers import Mutation, Query
 
@@ -24,20 +23,16 @@ class GatewaySchema(strawberry.Schema):
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     """The schema with its protections: limits, bounded caches, and production hardening."""
-    size = settings.graphql_cache_size
-    # The limits' rule classes, built once: ValidationCache keys on the rules, and the limiter
-    # factories would build new classes per request, so the cache would never hit.
+    # The limits' rule classes, built once: the document cache keys on the rules, and the
+    # limiter factories would build new classes per request, so the cache would never hit.
     rules = [
         max_depth_rule(settings.graphql_max_depth, None),
         max_aliases_rule(settings.graphql_max_aliases),
     ]
     if not settings.introspection_enabled:
         rules.append(NoSchemaIntrospectionCustomRule)
-    extensions = [
-        lambda: ParserCache(maxsize=size),
-        lambda: ValidationCache(maxsize=size),
-        lambda: DocumentRules(settings.graphql_max_tokens, rules),  # after the caches
-    ]
+    documents = PreparedDocuments(settings.graphql_max_tokens, settings.graphql_cache_size)
+    extensions = [lambda: DocumentRules(documents, rules)]
     return GatewaySchema(
         query=Query,
         mutation=Mutation,

@@ -280,6 +280,21 @@ def test_only_one_operation_runs(client, key):
     assert body["data"] == {"viewer": {"scopes": ["job-match:read", "job-match:write"]}}
 
 
+def test_repeated_documents_are_checked_like_new_ones(make_client, key):
+    """Documents are parsed and validated once per query text, then found by it: the second
+    time round every answer must be the same, errors included."""
+    client = make_client(graphql_max_depth=3)
+    deep = "{ jobMatches { edges { node { candidates { publicId } } } } }"
+    several = "query A { viewer { name } } query B { viewer { scopes } }"
+    for _ in range(2):
+        assert "depth" in only_error(gql(client, key, deep))["message"]
+        assert "operationName" in only_error(gql(client, key, several))["message"]
+        named = gql(client, key, several, operation_name="A").json()
+        assert named == {"data": {"viewer": {"name": "Acme Recruiting"}}}
+        assert "Cannot query field" in only_error(gql(client, key, "{ nope }"))["message"]
+        assert "Syntax Error" in only_error(gql(client, key, "{ viewer { "))["message"]
+
+
 @pytest.mark.parametrize(
     "content_type",
     ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain", None],
