@@ -17,7 +17,9 @@ from gateway.middleware import GatewayMiddleware
 from gateway.services import Services, build_services
 from gateway.settings import Settings, load_settings
 from rest_compat import mount_rest
+from rest_compat.contract import CONTRACT_PATH
 from rest_compat.cors import ProblemCORSMiddleware
+from rest_compat.direct import DirectExpressInterest
 from schema import build_schema
 from schema.graphiql import GraphiQLPage
 from schema.view import GatewayGraphQL
@@ -55,15 +57,17 @@ def create_app(settings: Settings | None = None) -> GatewayMiddleware:
     mount_rest(app)
     app.router.routes.extend(health.routes)
     graphql = _graphql_endpoint(app, services)
-    if settings.cors_origins:
-        cors = _cors_options(settings.cors_origins)
+    cors = _cors_options(settings.cors_origins) if settings.cors_origins else None
+    if cors:
         app.add_middleware(ProblemCORSMiddleware, public_url=settings.public_url, **cors)
         graphql = CORSMiddleware(graphql, **cors)
-    # /graphql handles its own errors, in GraphQL's format, so it needs none of FastAPI's
-    # routing and exception layers: the outer middleware hands its requests straight over.
-    return GatewayMiddleware(
-        app, services.metrics, settings.max_body_bytes, direct_routes={GRAPHQL_PATH: graphql}
-    )
+    # /graphql and the REST write render their own errors, so they need none of FastAPI's
+    # routing and exception layers: the outer middleware hands their requests straight over.
+    direct_routes = {
+        GRAPHQL_PATH: graphql,
+        CONTRACT_PATH: DirectExpressInterest(app, settings.public_url, cors),
+    }
+    return GatewayMiddleware(app, services.metrics, settings.max_body_bytes, direct_routes)
 
 
 def _cors_options(origins: list[str]) -> dict[str, Any]:

@@ -757,6 +757,29 @@ def test_cors_actual_request_from_an_allowed_origin_exposes_headers(
     assert {"x-request-id", "retry-after", "idempotent-replayed"} <= exposed
 
 
+def test_cors_on_the_rest_write_and_the_methods_it_refuses(
+    make_client: Callable[..., TestClient], key: str, candidates: list[str]
+) -> None:
+    client = make_client(cors_origins=["https://app.example"])
+    origin = {"Origin": "https://app.example"}
+    response = client.post(
+        REST_PATH,
+        json={"candidates": [{"publicId": candidates[0]}]},
+        headers={"X-API-Key": key, **origin},
+    )
+    assert response.status_code == 201
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+    assert "location" in response.headers["access-control-expose-headers"].lower()
+    refused = client.post(REST_PATH, json={"candidates": []}, headers={"X-API-Key": key, **origin})
+    assert refused.status_code == 400
+    assert refused.headers["access-control-allow-origin"] == "https://app.example"
+    # Other methods on the path go through the app's router: one CORS layer, a 405 problem.
+    wrong = client.get(REST_PATH, headers=origin)
+    assert wrong.status_code == 405
+    assert wrong.headers["content-type"] == "application/problem+json"
+    assert wrong.headers.get_list("access-control-allow-origin") == ["https://app.example"]
+
+
 def test_cors_preflight_from_a_disallowed_origin(make_client: Callable[..., TestClient]) -> None:
     client = make_client(cors_origins=["https://app.example"])
     for origin in ("https://evil.example", "https://app.example.evil.example", "null"):
