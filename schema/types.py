@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import strawberry
 
 from gateway.job_matches import JobMatchView
+from schema.inputs import planned_input
 
 if TYPE_CHECKING:
     from schema.context import GraphQLContext
@@ -81,11 +82,13 @@ class JobMatchConnection:
     page_info: PageInfo
 
 
+@planned_input
 @strawberry.input
 class CandidateInput:
     public_id: str
 
 
+@planned_input
 @strawberry.input
 class ExpressInterestInput:
     candidates: list[CandidateInput]

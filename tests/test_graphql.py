@@ -82,6 +82,24 @@ def test_express_interest_records_and_returns_job_match(client, key, candidates,
     assert read.json()["data"]["jobMatch"]["candidates"][1]["publicId"] == candidates[3]
 
 
+def test_input_fields_omitted_null_or_inline(client, key, candidates):
+    """The input's optional fields may be left out or null; literals work like variables."""
+    omitted = {"input": {"candidates": [{"publicId": candidates[0]}]}}
+    null = {"input": {"candidates": [{"publicId": candidates[1]}], "additionalNotes": None}}
+    for variables in (omitted, null):
+        payload = gql(client, key, EXPRESS, variables).json()["data"]["expressInterest"]
+        assert payload["jobMatch"]["additionalNotes"] is None
+    ids = f'[{{publicId: "{candidates[2]}"}}, {{publicId: "{candidates[3]}"}}]'
+    inline = (
+        f'mutation {{ expressInterest(input: {{candidates: {ids}, additionalNotes: "inline", '
+        'idempotencyKey: "k-inline"}) { jobMatch { additionalNotes candidates { publicId } } } }'
+    )
+    for _ in range(2):  # the second is the idempotent replay of the first
+        job_match = gql(client, key, inline).json()["data"]["expressInterest"]["jobMatch"]
+        assert job_match["additionalNotes"] == "inline"
+        assert job_match["candidates"] == [{"publicId": candidates[2]}, {"publicId": candidates[3]}]
+
+
 def test_viewer_and_candidate_queries(client, keys, candidates):
     key = keys.create("Talent Finders", scopes=(Scope.JOB_MATCH_READ,))
     body = gql(
