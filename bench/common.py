@@ -232,13 +232,15 @@ def start_gateway(database_url: str, log_path: Path, extra_env: dict | None = No
     return start_server("gateway", command, _env(database_url, extra_env), log_path)
 
 
-def start_baseline(database_path: Path, log_path: Path) -> Server:
+def start_baseline(database_path: Path, log_path: Path, loop: str = "uvloop") -> Server:
+    """The bare app under uvicorn. ``loop``: uvloop (uvicorn's default when installed, the
+    faster for this app) or asyncio (what ``gateway serve`` runs)."""
     env = _env(sqlite_url(database_path), {"BENCH_DB": str(database_path)})
     command = [
         PYTHON, "-m", "uvicorn", "bench.baseline_app:app", "--host", HOST, "--port", "{port}",
-        "--workers", "1", "--log-level", "warning", "--no-access-log",
+        "--workers", "1", "--log-level", "warning", "--no-access-log", "--loop", loop,
     ]  # fmt: skip
-    return start_server("baseline", command, env, log_path)
+    return start_server(f"baseline ({loop})", command, env, log_path)
 
 
 def stop_server(server: Server) -> None:

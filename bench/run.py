@@ -3,11 +3,13 @@
 1. Seeds a fresh SQLite database through the gateway's own CLI (migrate, 10,000 candidates
    via ``candidates import``, one key).
 2. Starts the gateway (``gateway serve``, production settings, JSON access log to a file, rate
-   limit raised above the offered load) and the baseline (``bench/baseline_app.py``), each one
-   uvicorn worker pinned to core 0; wrk runs pinned to core 1. Loopback only.
+   limit raised above the offered load) and the baseline (``bench/baseline_app.py``) twice, on
+   uvloop and on the stdlib asyncio loop (the gateway's), each one uvicorn worker pinned to
+   core 0; wrk runs pinned to core 1. Loopback only.
 3. For 1 and 32 connections, for each scenario (REST write, GraphQL ``expressInterest``,
    GraphQL ``jobMatches(first: 50)``): a short warm-up of each, then rounds interleaved
-   baseline, gateway, baseline, gateway ... Medians of the rounds are reported.
+   baseline, baseline (asyncio), gateway, baseline, ... Medians of the rounds are reported;
+   ratios are taken against the stricter baseline (the higher req/s, the lower p99).
 4. After every write run: every success wrk saw has its row, no duplicate public ids, the
    row delta matches the successes (allowing for requests in flight when wrk stopped).
 5. The REST and GraphQL write scenarios again with the gateway on the local PostgreSQL
@@ -81,7 +83,7 @@ def _one(target: common.Server, mode: str, writes: bool, seeded: common.Seeded,
         run = common.checked_read_run(*wrk_args)
     flag = "" if run.check["ok"] else f"  CHECK FAILED: {run.check['problems']}"
     log(
-        f"  {target.name:8} {mode:14} c={connections:<3} {run.rps:8.1f} req/s  "
+        f"  {target.name:18} {mode:14} c={connections:<3} {run.rps:8.1f} req/s  "
         f"p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms{flag}"
     )
     return run
@@ -107,15 +109,35 @@ def measure(
     return runs
 
 
+BASELINES = ("baseline", "baseline_asyncio")
+
+
+def _reference(rounds: list[dict[str, object]]) -> dict[str, float]:
+    """The strictest baseline figure of a set of runs: the highest req/s, the lowest p99."""
+    return {
+        "rps": max(r["rps"] for r in rounds),
+        "p99_ms": min(r["p99_ms"] for r in rounds),
+    }
+
+
 def _ratios(entry: dict[str, object]) -> None:
-    base, gw = entry["baseline"], entry["gateway"]
-    entry["ratio_rps"] = round(gw["rps"] / base["rps"], 3) if base["rps"] else None
-    entry["ratio_p99"] = round(gw["p99_ms"] / base["p99_ms"], 3) if base["p99_ms"] else None
-    # Paired: round i of the gateway against round i of the baseline (run next to each other),
+    """Ratios against the stricter of the two baselines (uvloop is the faster, asyncio has the
+    shorter tail), so that neither loop choice flatters the gateway."""
+    baselines = [entry[name] for name in BASELINES if entry.get(name)]
+    gw = entry["gateway"]
+    ref = _reference(baselines)
+    entry["reference"] = ref
+    entry["ratio_rps"] = round(gw["rps"] / ref["rps"], 3)
+    entry["ratio_p99"] = round(gw["p99_ms"] / ref["p99_ms"], 3)
+    # Paired: round i of the gateway against round i of the baselines (run just before it),
     # which cancels most of the drift when other work shares the machine.
-    pairs = list(zip(base["rounds"], gw["rounds"], strict=False))
-    entry["paired_ratio_rps"] = median([g["rps"] / b["rps"] for b, g in pairs if b["rps"]])
-    entry["paired_ratio_p99"] = median([g["p99_ms"] / b["p99_ms"] for b, g in pairs if b["p99_ms"]])
+    pairs = []
+    for i, g in enumerate(gw["rounds"]):
+        same_round = [b["rounds"][i] for b in baselines if i < len(b["rounds"])]
+        if same_round:
+            pairs.append((_reference(same_round), g))
+    entry["paired_ratio_rps"] = median([g["rps"] / b["rps"] for b, g in pairs])
+    entry["paired_ratio_p99"] = median([g["p99_ms"] / b["p99_ms"] for b, g in pairs])
 
 
 def run_sqlite(args: argparse.Namespace, workdir: Path) -> list[dict[str, object]]:
@@ -127,24 +149,33 @@ def run_sqlite(args: argparse.Namespace, workdir: Path) -> list[dict[str, object
     with (
         common.running(common.start_baseline, db_path, workdir / "baseline.log") as baseline,
         common.running(
+            common.start_baseline, db_path, workdir / "baseline-asyncio.log", "asyncio"
+        ) as baseline_asyncio,
+        common.running(
             common.start_gateway, seeded.database_url, workdir / "gateway-sqlite.log", extra
         ) as gateway,
     ):
-        log(f"baseline on {baseline.url}, gateway on {gateway.url} (both on core 0)")
+        log(
+            f"baselines on {baseline.url} (uvloop) and {baseline_asyncio.url} (asyncio), "
+            f"gateway on {gateway.url} (all on core 0)"
+        )
         for connections in args.connections:
             for name, gw_mode, base_mode, writes in SCENARIOS:
                 if name not in args.scenarios:
                     continue
                 log(f"scenario {name}, {connections} connection(s)")
-                targets = {"baseline": (baseline, base_mode), "gateway": (gateway, gw_mode)}
+                targets = {
+                    "baseline": (baseline, base_mode),
+                    "baseline_asyncio": (baseline_asyncio, base_mode),
+                    "gateway": (gateway, gw_mode),
+                }
                 runs = measure(targets, writes, seeded, connections, args, workdir)
                 entry = {
                     "scenario": name,
                     "connections": connections,
                     "database": "sqlite",
                     "baseline_mode": base_mode,
-                    "baseline": _summary(runs["baseline"]),
-                    "gateway": _summary(runs["gateway"]),
+                    **{target: _summary(rounds) for target, rounds in runs.items()},
                 }
                 _ratios(entry)
                 entries.append(entry)
@@ -158,7 +189,7 @@ def run_postgres(args: argparse.Namespace, workdir: Path,
     seeded = common.seed(args.pg_url, workdir, args.candidates)
     extra = {"GATEWAY_REDIS_URL": args.redis_url} if args.redis_url else None
     entries = []
-    baselines = {(e["scenario"], e["connections"]): e["baseline"] for e in sqlite_entries}
+    baselines = {(e["scenario"], e["connections"]): e for e in sqlite_entries}
     with common.running(
         common.start_gateway, args.pg_url, workdir / "gateway-postgres.log", extra
     ) as gateway:
@@ -174,10 +205,11 @@ def run_postgres(args: argparse.Namespace, workdir: Path,
                     "connections": connections,
                     "database": "postgresql",
                     "gateway": _summary(runs["gateway"]),
-                    # The SQLite baseline of the same run: a reference, not a like-for-like.
-                    "baseline": baselines.get((name, connections)),
                 }
-                if entry["baseline"]:
+                # The SQLite baselines of the same run: a reference, not a like-for-like.
+                sqlite_entry = baselines.get((name, connections))
+                if sqlite_entry:
+                    entry.update({b: sqlite_entry[b] for b in BASELINES if b in sqlite_entry})
                     _ratios(entry)
                 entries.append(entry)
     return entries
@@ -208,9 +240,9 @@ def evaluate(entries: list[dict[str, object]]) -> list[dict[str, object]]:
 def _all_checks(entries: list[dict[str, object]]) -> tuple[bool, list[str]]:
     problems = []
     for entry in entries:
-        for side in ("baseline", "gateway"):
-            if entry["database"] == "postgresql" and side == "baseline":
-                continue  # the SQLite baseline's rounds, already checked
+        for side in (*BASELINES, "gateway"):
+            if entry["database"] == "postgresql" and side != "gateway":
+                continue  # the SQLite baselines' rounds, already checked
             if entry.get(side):
                 for run in entry[side]["rounds"]:
                     if not run["check"]["ok"]:
@@ -223,17 +255,18 @@ def _all_checks(entries: list[dict[str, object]]) -> tuple[bool, list[str]]:
 
 def table(entries: list[dict[str, object]]) -> str:
     lines = [
-        "| database | scenario | conns | baseline req/s | gateway req/s | ratio (paired) | "
-        "baseline p50 / p99 ms | gateway p50 / p99 ms | p99 ratio (paired) |",
+        "| database | scenario | conns | baseline req/s uvloop / asyncio | gateway req/s | "
+        "ratio (paired) | baseline p99 ms uvloop / asyncio | gateway p50 / p99 ms | "
+        "p99 ratio (paired) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for e in entries:
-        b, g = e.get("baseline") or {}, e["gateway"]
+        b, a, g = e.get("baseline") or {}, e.get("baseline_asyncio") or {}, e["gateway"]
         lines.append(
             f"| {e['database']} | {e['scenario']} | {e['connections']} | "
-            f"{b.get('rps', '-')} | {g['rps']} | {e.get('ratio_rps', '-')} "
-            f"({e.get('paired_ratio_rps', '-')}) | "
-            f"{b.get('p50_ms', '-')} / {b.get('p99_ms', '-')} | {g['p50_ms']} / {g['p99_ms']} | "
+            f"{b.get('rps', '-')} / {a.get('rps', '-')} | {g['rps']} | "
+            f"{e.get('ratio_rps', '-')} ({e.get('paired_ratio_rps', '-')}) | "
+            f"{b.get('p99_ms', '-')} / {a.get('p99_ms', '-')} | {g['p50_ms']} / {g['p99_ms']} | "
             f"{e.get('ratio_p99', '-')} ({e.get('paired_ratio_p99', '-')}) |"
         )
     return "\n".join(lines)
@@ -244,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         entries = json.loads(args.report.read_text())["entries"]
         for entry in entries:
-            if entry.get("baseline"):
+            if any(entry.get(b) for b in BASELINES):
                 _ratios(entry)
         print(table(entries))
         return 0
