@@ -9,19 +9,15 @@ and every other path, still goes through FastAPI (405s, CORS preflights, the rec
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.errors import DomainError, InternalError
-from gateway.middleware import LOGGED_MARK
+from gateway.errors import DomainError
 from rest_compat.cors import ProblemCORSMiddleware
-from rest_compat.problems import problem_response
+from rest_compat.problems import crash_response, problem_response
 from rest_compat.routes import express_interest
-
-logger = logging.getLogger("gateway.rest")
 
 
 class DirectExpressInterest:
@@ -48,7 +44,5 @@ class DirectExpressInterest:
         except DomainError as error:
             response = problem_response(request, error)
         except Exception as exc:
-            logger.error("unhandled error", exc_info=exc)  # the traceback stays in the log
-            setattr(exc, LOGGED_MARK, True)
-            response = problem_response(request, InternalError())
+            response = crash_response(request, exc)
         await response(scope, receive, send)

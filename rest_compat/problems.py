@@ -63,6 +63,14 @@ def problem_response(request: Request, error: DomainError) -> Response:
     )
 
 
+def crash_response(request: Request, exc: Exception) -> Response:
+    """The 500 for an unexpected failure: the traceback goes to the log (with the request id)
+    and is marked as logged, never to the client."""
+    logger.error("unhandled error", exc_info=exc)
+    setattr(exc, LOGGED_MARK, True)
+    return problem_response(request, InternalError())
+
+
 def _from_http_exception(exc: StarletteHTTPException) -> DomainError:
     if exc.status_code == 404:
         return RouteNotFound("No route matches this path.")
@@ -104,10 +112,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
-        # The traceback goes to the log (with the request id), never to the client.
-        logger.error("unhandled error", exc_info=exc)
-        setattr(exc, LOGGED_MARK, True)
-        return problem_response(request, InternalError())
+        return crash_response(request, exc)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_page(slug: str) -> HTMLResponse:

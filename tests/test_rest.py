@@ -277,7 +277,7 @@ def test_record_needs_read_scope(client, keys, candidates):
     assert "read" in problem["detail"]
 
 
-def test_unexpected_failure_is_generic_500(client, key, candidates, monkeypatch):
+def test_unexpected_failure_is_generic_500(client, key, candidates, monkeypatch, caplog):
     from gateway import job_matches
 
     def explode(*args, **kwargs):
@@ -288,6 +288,9 @@ def test_unexpected_failure_is_generic_500(client, key, candidates, monkeypatch)
     problem = assert_problem(response, 500, "internal-error", "Service Unavailable")
     assert problem["detail"] == "An unexpected error occurred. Please try again later."
     assert "SELECT" not in response.text and "Traceback" not in response.text
+    # The log has it once, with its traceback (the outer middleware does not log it again).
+    logged = [r for r in caplog.records if r.exc_info and "SELECT secret" in str(r.exc_info[1])]
+    assert len(logged) == 1 and logged[0].getMessage() == "unhandled error"
 
 
 def test_request_id_from_client_is_the_problem_instance(client):
