@@ -300,8 +300,9 @@ def test_only_one_operation_runs(client, key):
 
 def test_repeated_documents_are_checked_like_new_ones(make_client, key):
     """Documents are parsed and validated once per query text, then found by it: the second
-    time round every answer must be the same, errors included."""
-    client = make_client(graphql_max_depth=3)
+    time round every answer must be the same, errors included, also for documents the
+    bounded cache (two entries here) has evicted meanwhile."""
+    client = make_client(graphql_max_depth=3, graphql_cache_size=2)
     deep = "{ jobMatches { edges { node { candidates { publicId } } } } }"
     several = "query A { viewer { name } } query B { viewer { scopes } }"
     for _ in range(2):
@@ -326,6 +327,22 @@ def test_csrf_form_content_types_are_refused(client, key, content_type, engine, 
     assert response.status_code == 400
     assert only_error(response)["extensions"]["code"] == "BAD_USER_INPUT"
     assert count_rows(engine, "job_match") == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=utf-8", "text/plain; x=application/json"],
+)
+def test_csrf_check_reads_the_media_type_only(client, key, content_type, engine, candidates):
+    body = json.dumps({"query": inline_mutation(candidates[0])})
+    headers = {"X-API-Key": key, "Content-Type": content_type}
+    response = client.post("/graphql", content=body.encode(), headers=headers)
+    recorded = count_rows(engine, "job_match")
+    if content_type.startswith("text/plain"):  # a parameter naming JSON does not make it JSON
+        assert response.status_code == 400 and recorded == 0
+        assert "forgery" in only_error(response)["message"]
+    else:
+        assert "errors" not in response.json() and recorded == 1
 
 
 def test_get_queries_need_a_preflight_header_and_mutations_never_run_over_get(
