@@ -53,7 +53,9 @@ def wire_latencies(pcap: Path, port: int) -> tuple[list[float], list[float]]:
     return requests, first
 
 
-def measure(server: common.Server, mode: str, seeded: common.Seeded, args, workdir: Path) -> str:
+def measure(
+    server: common.Server, mode: str, seeded: common.Seeded, args: argparse.Namespace, workdir: Path
+) -> str:
     pcap = workdir / f"{server.port}.pcap"
     tcpdump = ["tcpdump", "-i", "lo", "-s", "96", "-w", str(pcap), f"tcp port {server.port}"]
     capture = subprocess.Popen(
